@@ -1,0 +1,1 @@
+"""lock_pipeline: Stays reservations -> Postgres -> listing/lock map -> PIN actions -> Tuya locks."""
