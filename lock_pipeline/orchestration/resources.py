@@ -1,0 +1,145 @@
+"""Resources: small ConfigurableResources, each with a real implementation behind it.
+
+Secrets are passed as ``EnvVar`` so the Dagster UI shows the variable's name, never its value.
+"""
+
+
+from contextlib import contextmanager
+from datetime import datetime, time
+from pathlib import Path
+from typing import TYPE_CHECKING, Iterator
+
+from dagster import ConfigurableResource
+from pydantic import PrivateAttr
+from sqlalchemy import Engine
+
+from lock_pipeline.clock import Clock, FileClock, SystemClock
+from lock_pipeline.storage.database import engine_for
+from lock_pipeline.storage.migrations import check_schema
+
+if TYPE_CHECKING:
+    from lock_pipeline.stays.client import StaysClient
+    from lock_pipeline.tuya.client import TuyaClient
+
+
+class PostgresResource(ConfigurableResource):
+    """The pipeline's Postgres; refuses to run on a schema version it does not know."""
+
+    url: str
+
+    _checked: bool = PrivateAttr(default=False)
+
+    @property
+    def engine(self) -> Engine:
+        engine = engine_for(self.url)
+        if not self._checked:
+            check_schema(engine)
+            self._checked = True
+        return engine
+
+
+class ClockResource(ConfigurableResource):
+    """The one clock. ``frozen_at`` (ISO instant) or ``clock_file`` move time for tests and simulations."""
+
+    frozen_at: str | None = None
+    clock_file: str | None = None
+
+    def get_clock(self) -> Clock:
+        if self.frozen_at:
+            return _FrozenClock(datetime.fromisoformat(self.frozen_at))
+        if self.clock_file:
+            return FileClock(Path(self.clock_file))
+        return SystemClock()
+
+    def now(self) -> datetime:
+        return self.get_clock().now()
+
+
+class _FrozenClock:
+    def __init__(self, instant: datetime) -> None:
+        if instant.tzinfo is None:
+            raise ValueError(f"frozen_at {instant.isoformat()} has no offset")
+        self._instant = instant
+
+    def now(self) -> datetime:
+        return self._instant
+
+
+class StaysResource(ConfigurableResource):
+    """The Stays External API (the real one, or the sandbox by base URL)."""
+
+    base_url: str
+    client_id: str
+    client_secret: str
+    timeout_seconds: float = 15.0
+    max_attempts: int = 3
+    backoff_seconds: float = 0.5
+    concurrency: int = 4
+
+    @contextmanager
+    def client(self) -> Iterator["StaysClient"]:
+        from lock_pipeline.stays.client import StaysClient
+
+        client = StaysClient(
+            self.base_url, self.client_id, self.client_secret, timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds, concurrency=self.concurrency,
+        )
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class TuyaResource(ConfigurableResource):
+    """The Tuya cloud (a region host, or the sandbox by base URL); ``ca_bundle`` for a private CA."""
+
+    base_url: str
+    access_id: str
+    access_secret: str
+    ca_bundle: str | None = None
+    timeout_seconds: float = 10.0
+    max_attempts: int = 4
+    backoff_seconds: float = 0.5
+
+    @contextmanager
+    def client(self) -> Iterator["TuyaClient"]:
+        from lock_pipeline.tuya.client import TuyaClient
+
+        client = TuyaClient(
+            self.base_url, self.access_id, self.access_secret, timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
+            verify=self.ca_bundle or True,
+        )
+        try:
+            yield client
+        finally:
+            client.close()
+
+
+class PipelineConfig(ConfigurableResource):
+    """Account-wide defaults (per-listing overrides live in pipeline.listings)."""
+
+    timezone: str = "America/Sao_Paulo"
+    default_check_in: str = "15:00"
+    default_check_out: str = "11:00"
+    sync_days_back: int = 30
+    sync_days_ahead: int = 365
+    access_lead_minutes: int = 120
+    access_grace_minutes: int = 0
+    program_ahead_hours: int = 48
+    pending_alert_hours: int = 12
+    missing_tolerance_hours: int = 24
+    match_auto_confirm_score: float = 92.0
+    match_min_margin: float = 8.0
+    max_actions_per_run: int = 25
+    pin_key: str | None = None
+    pin_key_file: str | None = None
+
+    @property
+    def check_in_time(self) -> time:
+        return time.fromisoformat(self.default_check_in)
+
+    @property
+    def check_out_time(self) -> time:
+        return time.fromisoformat(self.default_check_out)
+

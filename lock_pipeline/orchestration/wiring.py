@@ -1,0 +1,81 @@
+"""Builds the one Definitions object from validated settings (tests pass their own)."""
+
+
+from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
+
+from lock_pipeline.orchestration.partitions import arrival_month_partitions
+from lock_pipeline.orchestration.resources import (
+    ClockResource,
+    PipelineConfig,
+    PostgresResource,
+    StaysResource,
+)
+from lock_pipeline.orchestration.schedules import build_sync_schedule
+from lock_pipeline.orchestration.stays_assets import build_stays_assets
+from lock_pipeline.settings import Settings, SettingsError
+
+SYNC_GROUPS = ("stays",)
+
+
+def pipeline_config(settings: Settings) -> PipelineConfig:
+    return PipelineConfig(
+        timezone=settings.timezone,
+        default_check_in=settings.default_check_in.isoformat(timespec="minutes"),
+        default_check_out=settings.default_check_out.isoformat(timespec="minutes"),
+        sync_days_back=settings.sync_days_back,
+        sync_days_ahead=settings.sync_days_ahead,
+        access_lead_minutes=settings.access_lead_minutes,
+        access_grace_minutes=settings.access_grace_minutes,
+        program_ahead_hours=settings.program_ahead_hours,
+        pending_alert_hours=settings.pending_alert_hours,
+        missing_tolerance_hours=settings.missing_tolerance_hours,
+        match_auto_confirm_score=settings.match_auto_confirm_score,
+        match_min_margin=settings.match_min_margin,
+        max_actions_per_run=settings.max_actions_per_run,
+    )
+
+
+def default_resources(settings: Settings) -> dict[str, object]:
+    """Real resources from settings; secrets stay environment variables (shown by name in the UI)."""
+    problems = []
+    if settings.database_url is None:
+        problems.append("LOCK_PIPELINE_DATABASE_URL is not set: start with `lock-pipeline up` "
+                        "(it starts the embedded Postgres), or point it at your server")
+    if settings.stays is None:
+        problems.append("STAYS_BASE_URL is not set: start with `lock-pipeline up` for the sandbox, "
+                        "or set STAYS_BASE_URL, STAYS_CLIENT_ID and STAYS_CLIENT_SECRET")
+    if problems:
+        raise SettingsError(problems)
+    resources: dict[str, object] = {
+        "postgres": PostgresResource(url=EnvVar("LOCK_PIPELINE_DATABASE_URL")),
+        "stays": StaysResource(base_url=settings.stays.base_url, client_id=EnvVar("STAYS_CLIENT_ID"),
+                               client_secret=EnvVar("STAYS_CLIENT_SECRET")),
+        "clock": ClockResource(clock_file=EnvVar("LOCK_PIPELINE_CLOCK_FILE") if _clock_file_set() else None),
+        "pipeline_config": pipeline_config(settings),
+    }
+    return resources
+
+
+def build_definitions(settings: Settings, resources: dict[str, object] | None = None) -> Definitions:
+    arrival_months = arrival_month_partitions(settings.timezone, settings.sync_days_ahead)
+    stays_assets = build_stays_assets(arrival_months)
+    sync_job = define_asset_job(
+        "sync_job",
+        selection=AssetSelection.groups(*SYNC_GROUPS),
+        partitions_def=arrival_months,
+        executor_def=in_process_executor,
+        description="Stays -> Postgres (and locks -> mapping): what the 30-minute schedule runs.",
+        tags={"lock_pipeline/kind": "sync"},
+    )
+    return Definitions(
+        assets=[*stays_assets],
+        jobs=[sync_job],
+        schedules=[build_sync_schedule(sync_job, settings.timezone)],
+        resources=resources if resources is not None else default_resources(settings),
+    )
+
+
+def _clock_file_set() -> bool:
+    import os
+
+    return bool(os.environ.get("LOCK_PIPELINE_CLOCK_FILE"))

@@ -1,0 +1,138 @@
+"""Start-up of the whole pipeline: database, schema, sandboxes, PIN key, Dagster's home.
+
+Used by ``lock-pipeline up`` (the embedded default) and by the commands that need the
+database; every problem stops the start with a message that says what to fix.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import stat
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from lock_pipeline.settings import PROJECT_ROOT, Settings, SettingsError, is_valid_pin_key
+from lock_pipeline.storage.database import engine_for, redacted, sqlalchemy_url
+from lock_pipeline.storage.embedded import EmbeddedPostgres
+from lock_pipeline.storage.migrations import apply_migrations
+
+
+@dataclass
+class Runtime:
+    """What ``up`` started, and the environment Dagster's processes must inherit."""
+
+    settings: Settings
+    database_url: str
+    env: dict[str, str] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+    stack: ExitStack = field(default_factory=ExitStack)
+
+    def close(self) -> None:
+        self.stack.close()
+
+
+def open_database(settings: Settings, stack: ExitStack) -> str:
+    """The pipeline database URL: the configured server, or the embedded one (started here)."""
+    if settings.database_url:
+        return settings.database_url
+    settings.home.mkdir(parents=True, exist_ok=True)
+    server = EmbeddedPostgres(settings.home)
+    url = server.start()
+    stack.callback(server.stop)
+    return url
+
+
+def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
+    runtime = Runtime(settings=settings, database_url="")
+    try:
+        runtime.database_url = open_database(settings, runtime.stack)
+        applied = apply_migrations(engine_for(runtime.database_url))
+        if applied:
+            runtime.notes.append(f"schema migrated: applied {applied}")
+        runtime.env.update({
+            "LOCK_PIPELINE_HOME": str(settings.home),
+            "LOCK_PIPELINE_DATABASE_URL": runtime.database_url,
+            "LOCK_PIPELINE_DAGSTER_STORAGE_URL": sqlalchemy_url(runtime.database_url),
+            "LOCK_PIPELINE_PIN_KEY": pin_key(settings),
+        })
+        runtime.notes.append(f"Postgres: {redacted(runtime.database_url)}")
+        if with_sandboxes:
+            _start_sandboxes(runtime)
+        return runtime
+    except BaseException:
+        runtime.close()
+        raise
+
+
+def pin_key(settings: Settings) -> str:
+    """The PIN encryption key: the setting, or on the embedded default one generated once."""
+    if settings.pin_key:
+        return settings.pin_key
+    if not settings.uses_embedded_database:
+        raise SettingsError([
+            "LOCK_PIPELINE_PIN_KEY is missing: with your own database the PIN key must come from the "
+            "environment (generate one with `lock-pipeline new-pin-key` and keep it in your secret store)"
+        ])
+    from cryptography.fernet import Fernet
+
+    path = settings.home / "pin.key"
+    if not path.exists():
+        settings.home.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+        with os.fdopen(fd, "w") as handle:
+            handle.write(Fernet.generate_key().decode())
+    key = path.read_text().strip()
+    if not is_valid_pin_key(key):
+        raise SettingsError([f"{path} does not hold a valid PIN key: restore it from backup (PINs stored with it cannot be read otherwise)"])
+    return key
+
+
+def dagster_home(settings: Settings) -> Path:
+    """DAGSTER_HOME under the data directory, holding the project's dagster.yaml."""
+    home = settings.home / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    return home
+
+
+def _start_sandboxes(runtime: Runtime) -> None:
+    settings = runtime.settings
+    if settings.stays is not None and settings.tuya is not None:
+        return
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.sandbox.seed import build_seed
+
+    seed = build_seed(clock_from_environment().now(), timezone=settings.timezone)
+    if settings.stays is None:
+        from lock_pipeline.sandbox.stays_server import StaysSandbox
+
+        client_id, client_secret = "sandbox-client", secrets.token_urlsafe(18)
+        stays = StaysSandbox(seed, client_id=client_id, client_secret=client_secret,
+                             port=int(os.environ.get("LOCK_PIPELINE_STAYS_SANDBOX_PORT", "0"))).start()
+        runtime.stack.callback(stays.stop)
+        runtime.env.update({
+            "STAYS_BASE_URL": stays.base_url,
+            "STAYS_CLIENT_ID": client_id,
+            "STAYS_CLIENT_SECRET": client_secret,
+        })
+        runtime.notes.append(f"Stays sandbox: {stays.base_url} ({len(seed.listings)} listings, {len(seed.reservations)} stays)")
+    if settings.tuya is None:
+        from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
+
+        tuya = TuyaSandbox(
+            seed.locks, clock=clock_from_environment(),
+            port=int(os.environ.get("LOCK_PIPELINE_TUYA_SANDBOX_PORT", "0")),
+            state_file=settings.home / "tuya_sandbox_state.json",
+        ).start()
+        runtime.stack.callback(tuya.stop)
+        runtime.env.update({
+            "TUYA_BASE_URL": tuya.base_url,
+            "TUYA_ACCESS_ID": tuya.access_id,
+            "TUYA_ACCESS_SECRET": tuya.access_secret,
+            # The usual variable for a private CA; the Tuya client honours it, httpx's Stays client does not read it.
+            "REQUESTS_CA_BUNDLE": tuya.ca_cert_path,
+        })
+        runtime.notes.append(f"Tuya sandbox: {tuya.base_url} ({len(seed.locks)} locks)")

@@ -1,0 +1,1 @@
+"""Postgres: the embedded server, versioned schema files from sql/, and engines."""

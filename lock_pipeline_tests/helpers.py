@@ -1,0 +1,53 @@
+"""Test helpers: build the real Definitions against test resources and run jobs in process."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from dagster import DagsterInstance, Definitions
+from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+
+from lock_pipeline.orchestration.partitions import months_covering
+from lock_pipeline.orchestration.resources import ClockResource, PostgresResource, StaysResource
+from lock_pipeline.orchestration.wiring import build_definitions, pipeline_config
+from lock_pipeline.settings import load_settings
+
+# Monday 23 Nov 2026, 15:00 in São Paulo.
+NOW = datetime(2026, 11, 23, 18, 0, tzinfo=timezone.utc)
+
+
+def test_settings(**env: str):
+    base = {"LOCK_PIPELINE_HOME": "/tmp/lock-pipeline-tests-unused"}
+    base.update(env)
+    return load_settings(base)
+
+
+def build_test_definitions(database_url: str, *, stays=None, tuya=None, now: datetime = NOW,
+                           settings=None, extra: dict | None = None) -> Definitions:
+    settings = settings or test_settings()
+    resources: dict[str, object] = {
+        "postgres": PostgresResource(url=database_url),
+        "clock": ClockResource(frozen_at=now.isoformat()),
+        "pipeline_config": pipeline_config(settings),
+    }
+    if stays is not None:
+        resources["stays"] = StaysResource(base_url=stays.base_url, client_id="sandbox-client",
+                                           client_secret="sandbox-secret", backoff_seconds=0.01,
+                                           timeout_seconds=2.0)
+    if tuya is not None:
+        resources["tuya"] = tuya
+    resources.update(extra or {})
+    return build_definitions(settings, resources=resources)
+
+
+def run_sync(defs: Definitions, *, now: datetime = NOW, instance: DagsterInstance | None = None,
+             raise_on_error: bool = True):
+    """What the schedule launches: one run over every month of the sync window."""
+    config = defs.resources["pipeline_config"]
+    months = months_covering(now, config.timezone, config.sync_days_back, config.sync_days_ahead)
+    job = defs.resolve_job_def("sync_job")
+    return job.execute_in_process(
+        instance=instance or DagsterInstance.ephemeral(),
+        tags={ASSET_PARTITION_RANGE_START_TAG: months.start, ASSET_PARTITION_RANGE_END_TAG: months.end},
+        raise_on_error=raise_on_error,
+    )
