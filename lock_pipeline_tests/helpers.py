@@ -8,7 +8,15 @@ from dagster import DagsterInstance, Definitions
 from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
 
 from lock_pipeline.orchestration.partitions import months_covering
-from lock_pipeline.orchestration.resources import ClockResource, PostgresResource, StaysResource
+from cryptography.fernet import Fernet
+
+from lock_pipeline.orchestration.resources import (
+    ClockResource,
+    PinVaultResource,
+    PostgresResource,
+    StaysResource,
+    TuyaResource,
+)
 from lock_pipeline.orchestration.wiring import build_definitions, pipeline_config
 from lock_pipeline.settings import load_settings
 
@@ -16,7 +24,16 @@ from lock_pipeline.settings import load_settings
 NOW = datetime(2026, 11, 23, 18, 0, tzinfo=timezone.utc)
 
 
-def test_settings(**env: str):
+TEST_PIN_KEY = Fernet.generate_key().decode()
+
+
+def tuya_resource(sandbox, **overrides) -> TuyaResource:
+    options = {"timeout_seconds": 2.0, "backoff_seconds": 0.01, **overrides}
+    return TuyaResource(base_url=sandbox.base_url, access_id=sandbox.access_id, access_secret=sandbox.access_secret,
+                        ca_bundle=sandbox.ca_cert_path, **options)
+
+
+def make_settings(**env: str):
     base = {"LOCK_PIPELINE_HOME": "/tmp/lock-pipeline-tests-unused"}
     base.update(env)
     return load_settings(base)
@@ -24,7 +41,7 @@ def test_settings(**env: str):
 
 def build_test_definitions(database_url: str, *, stays=None, tuya=None, now: datetime = NOW,
                            settings=None, extra: dict | None = None) -> Definitions:
-    settings = settings or test_settings()
+    settings = settings or make_settings()
     resources: dict[str, object] = {
         "postgres": PostgresResource(url=database_url),
         "clock": ClockResource(frozen_at=now.isoformat()),
@@ -35,7 +52,8 @@ def build_test_definitions(database_url: str, *, stays=None, tuya=None, now: dat
                                            client_secret="sandbox-secret", backoff_seconds=0.01,
                                            timeout_seconds=2.0)
     if tuya is not None:
-        resources["tuya"] = tuya
+        resources["tuya"] = tuya_resource(tuya)
+    resources["pin_vault"] = PinVaultResource(key=TEST_PIN_KEY)
     resources.update(extra or {})
     return build_definitions(settings, resources=resources)
 

@@ -9,6 +9,7 @@ from sqlalchemy import text
 
 from lock_pipeline.sandbox.seed import build_seed, hex_id, listing_record, reservation_record
 from lock_pipeline.sandbox.stays_server import StaysSandbox
+from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
 from lock_pipeline_tests.helpers import NOW, build_test_definitions, run_sync
 
 
@@ -19,8 +20,14 @@ def sandbox():
 
 
 @pytest.fixture
-def defs(database_url, sandbox):
-    return build_test_definitions(database_url, stays=sandbox)
+def tuya():
+    with TuyaSandbox(build_seed(NOW).locks) as server:
+        yield server
+
+
+@pytest.fixture
+def defs(database_url, sandbox, tuya):
+    return build_test_definitions(database_url, stays=sandbox, tuya=tuya)
 
 
 def _table_snapshot(engine) -> dict[str, list]:
@@ -204,7 +211,12 @@ def test_a_new_listing_and_its_stays_arrive_in_one_sync(defs, engine, sandbox):
     new_listing = listing_record(99, "Cobertura Leblon 801", "Leblon", "Rua Dias Ferreira", "100", "801", "Rio de Janeiro")
     sandbox.put_listing(new_listing)
     sandbox.put_reservation(reservation_record(reservation_id=hex_id("t", 7), code="NEW01", listing_id=new_listing["_id"],
-                                               check_in=date(2026, 12, 1), check_out=date(2026, 12, 4)))
-    assert run_sync(defs).success
+                                               check_in=date(2026, 11, 28), check_out=date(2026, 12, 4)))
+    result = run_sync(defs, raise_on_error=False)
     with engine.connect() as conn:
         assert conn.execute(text("SELECT listing_name FROM admin.reservations WHERE reservation_code = 'NEW01'")).scalar() == "Cobertura Leblon 801"
+    # It has a guest in five days and no lock: the blocking check is red and names it.
+    evaluation = next(e for e in result.get_asset_check_evaluations()
+                      if e.check_name == "listings_with_arrivals_have_a_confirmed_lock")
+    assert not evaluation.passed
+    assert [row["listing_code"] for row in evaluation.metadata["offending_rows"].value] == [new_listing["id"]]

@@ -4,6 +4,12 @@
 CREATE SCHEMA IF NOT EXISTS pipeline;
 CREATE SCHEMA IF NOT EXISTS admin;
 
+-- The views' "now": the database clock, unless a session moved it (SET lock_pipeline.now = '...'),
+-- as tests and the season simulator do so views agree with the pipeline's own clock.
+CREATE FUNCTION pipeline.clock_now() RETURNS timestamptz LANGUAGE sql STABLE AS $$
+    SELECT COALESCE(NULLIF(current_setting('lock_pipeline.now', true), '')::timestamptz, now())
+$$;
+
 -- A listing as Stays knows it. The columns after `status` are owned by the operator
 -- (per-listing overrides); the sync sets them on insert and never overwrites them.
 CREATE TABLE pipeline.listings (
@@ -134,7 +140,7 @@ SELECT last.sync_id          AS last_sync_id,
        last.message,
        (SELECT max(completed_at) FROM pipeline.reconciliation_logs WHERE status IN ('success', 'partial'))
                              AS last_success_at,
-       date_bin('30 minutes', now(), TIMESTAMPTZ '2000-01-01 00:00+00') + interval '30 minutes'
+       date_bin('30 minutes', pipeline.clock_now(), TIMESTAMPTZ '2000-01-01 00:00+00') + interval '30 minutes'
                              AS next_scheduled_run,
        (SELECT count(*) FROM pipeline.quarantined_records) AS quarantined_total
 FROM (SELECT * FROM pipeline.reconciliation_logs ORDER BY started_at DESC LIMIT 1) AS last;

@@ -18,6 +18,8 @@ from lock_pipeline.storage.database import engine_for
 from lock_pipeline.storage.migrations import check_schema
 
 if TYPE_CHECKING:
+    from lock_pipeline.access.pins import PinVault
+    from lock_pipeline.access.planning import AccessPolicy
     from lock_pipeline.stays.client import StaysClient
     from lock_pipeline.tuya.client import TuyaClient
 
@@ -132,8 +134,6 @@ class PipelineConfig(ConfigurableResource):
     match_auto_confirm_score: float = 92.0
     match_min_margin: float = 8.0
     max_actions_per_run: int = 25
-    pin_key: str | None = None
-    pin_key_file: str | None = None
 
     @property
     def check_in_time(self) -> time:
@@ -143,3 +143,27 @@ class PipelineConfig(ConfigurableResource):
     def check_out_time(self) -> time:
         return time.fromisoformat(self.default_check_out)
 
+
+
+class PinVaultResource(ConfigurableResource):
+    """Encrypts PINs at rest; the key comes from ``LOCK_PIPELINE_PIN_KEY`` (shown by name only)."""
+
+    key: str
+
+    def vault(self) -> "PinVault":
+        from lock_pipeline.access.pins import PinVault
+
+        return PinVault(self.key)
+
+
+def access_policy(config: PipelineConfig) -> "AccessPolicy":
+    from datetime import timedelta
+
+    from lock_pipeline.access.planning import AccessPolicy
+
+    return AccessPolicy(
+        program_ahead=timedelta(hours=config.program_ahead_hours),
+        missing_tolerance=timedelta(hours=config.missing_tolerance_hours),
+        default_lead=timedelta(minutes=config.access_lead_minutes),
+        default_grace=timedelta(minutes=config.access_grace_minutes),
+    )

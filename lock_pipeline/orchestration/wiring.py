@@ -9,12 +9,22 @@ from lock_pipeline.orchestration.resources import (
     PipelineConfig,
     PostgresResource,
     StaysResource,
+    PinVaultResource,
+    TuyaResource,
+)
+from lock_pipeline.orchestration.access_jobs import pin_actions_job, reprocess_stay_job
+from lock_pipeline.orchestration.access_sensors import pin_actions_sensor, record_failed_runs
+from lock_pipeline.orchestration.lock_assets import (
+    MAPPING_CHECKS,
+    accommodation_lock_mappings,
+    mapping_decision_job,
+    tuya_locks,
 )
 from lock_pipeline.orchestration.schedules import build_sync_schedule
 from lock_pipeline.orchestration.stays_assets import build_stays_assets
 from lock_pipeline.settings import Settings, SettingsError
 
-SYNC_GROUPS = ("stays",)
+SYNC_GROUPS = ("stays", "locks")
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -44,12 +54,21 @@ def default_resources(settings: Settings) -> dict[str, object]:
     if settings.stays is None:
         problems.append("STAYS_BASE_URL is not set: start with `lock-pipeline up` for the sandbox, "
                         "or set STAYS_BASE_URL, STAYS_CLIENT_ID and STAYS_CLIENT_SECRET")
+    if settings.tuya is None:
+        problems.append("TUYA_ACCESS_ID is not set: start with `lock-pipeline up` for the sandbox, "
+                        "or set TUYA_ACCESS_ID, TUYA_ACCESS_SECRET and TUYA_REGION (or TUYA_BASE_URL)")
+    if settings.pin_key is None:
+        problems.append("LOCK_PIPELINE_PIN_KEY is not set: start with `lock-pipeline up` (it generates one on "
+                        "the embedded default), or set it (`lock-pipeline new-pin-key`)")
     if problems:
         raise SettingsError(problems)
     resources: dict[str, object] = {
         "postgres": PostgresResource(url=EnvVar("LOCK_PIPELINE_DATABASE_URL")),
         "stays": StaysResource(base_url=settings.stays.base_url, client_id=EnvVar("STAYS_CLIENT_ID"),
                                client_secret=EnvVar("STAYS_CLIENT_SECRET")),
+        "tuya": TuyaResource(base_url=settings.tuya.base_url, access_id=EnvVar("TUYA_ACCESS_ID"),
+                             access_secret=EnvVar("TUYA_ACCESS_SECRET")),
+        "pin_vault": PinVaultResource(key=EnvVar("LOCK_PIPELINE_PIN_KEY")),
         "clock": ClockResource(clock_file=EnvVar("LOCK_PIPELINE_CLOCK_FILE") if _clock_file_set() else None),
         "pipeline_config": pipeline_config(settings),
     }
@@ -68,8 +87,10 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
         tags={"lock_pipeline/kind": "sync"},
     )
     return Definitions(
-        assets=[*stays_assets],
-        jobs=[sync_job],
+        assets=[*stays_assets, tuya_locks, accommodation_lock_mappings],
+        asset_checks=[*MAPPING_CHECKS],
+        jobs=[sync_job, mapping_decision_job, pin_actions_job, reprocess_stay_job],
+        sensors=[pin_actions_sensor, record_failed_runs],
         schedules=[build_sync_schedule(sync_job, settings.timezone)],
         resources=resources if resources is not None else default_resources(settings),
     )

@@ -1,0 +1,235 @@
+"""Which PIN work is due now: a pure function of the stays, the codes and the clock.
+
+The sensor calls :func:`plan_actions` on rows read from Postgres; the jobs call it again on
+fresh rows before acting, so a decision made on a stale read is never carried out.
+
+Life cycle of a code (per stay, lock and window):
+scheduled (no row yet) -> programming -> pending_on_lock (Tuya phase 1) -> active (phase 2)
+-> revoking -> revoked; failed (retries spent; retried on a bounded schedule, reprocess
+restarts it); cancelled (stay cancelled before anything reached the lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+LIVE_STATES = frozenset({"programming", "pending_on_lock", "active", "revoking", "failed"})
+ALL_STATES = LIVE_STATES | {"revoked", "cancelled"}
+
+# After a failed generate: try again after these delays, then leave it to a person.
+RETRY_DELAYS = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12))
+
+
+@dataclass(frozen=True)
+class AccessPolicy:
+    program_ahead: timedelta = timedelta(hours=48)
+    missing_tolerance: timedelta = timedelta(hours=24)
+    stale_after: timedelta = timedelta(minutes=10)   # a run that stopped mid-action (killed)
+    confirm_every: timedelta = timedelta(minutes=5)  # poll a pending code this often
+    default_lead: timedelta = timedelta(hours=2)
+    default_grace: timedelta = timedelta(0)
+
+
+@dataclass(frozen=True)
+class Window:
+    start: datetime
+    end: datetime
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant < self.end
+
+
+@dataclass(frozen=True)
+class StayAccess:
+    """A stay as the PIN life cycle sees it (one row of the sensor's query)."""
+
+    reservation_id: str
+    code: str
+    listing_id: str
+    kind: str
+    status: str
+    check_in_at: datetime
+    check_out_at: datetime
+    device_id: str | None  # the listing's confirmed lock, if any
+    guest_first_name: str | None = None
+    missing_since: datetime | None = None
+    lead_minutes: int | None = None  # per-listing override
+    grace_minutes: int | None = None
+
+
+@dataclass(frozen=True)
+class AccessCode:
+    code_id: int
+    reservation_id: str
+    device_id: str
+    valid_from: datetime
+    valid_until: datetime
+    state: str
+    attempts: int
+    updated_at: datetime
+    next_attempt_at: datetime | None = None
+    tuya_password_id: str | None = None
+
+    @property
+    def window(self) -> Window:
+        return Window(self.valid_from, self.valid_until)
+
+
+@dataclass(frozen=True)
+class Action:
+    kind: str  # generate | confirm | revoke
+    reservation_id: str
+    reservation_code: str
+    listing_id: str
+    device_id: str
+    window: Window
+    code_id: int | None
+    reason: str
+    version: str  # changes whenever the code row changes, so a retried tick reuses the key and new state gets a new one
+
+    @property
+    def key(self) -> str:
+        """Action, stay, lock and window: the sensor's run key is built from these."""
+        return (f"{self.kind}:{self.reservation_code}:{self.device_id}:"
+                f"{self.window.start:%Y%m%dT%H%M}-{self.window.end:%Y%m%dT%H%M}:{self.version}")
+
+    def to_config(self) -> dict:
+        return {
+            "kind": self.kind, "reservation_id": self.reservation_id, "reservation_code": self.reservation_code,
+            "listing_id": self.listing_id, "device_id": self.device_id,
+            "valid_from": self.window.start.isoformat(), "valid_until": self.window.end.isoformat(),
+            "code_id": self.code_id, "reason": self.reason, "version": self.version,
+        }
+
+    @classmethod
+    def from_config(cls, raw: Mapping) -> "Action":
+        return cls(
+            kind=raw["kind"], reservation_id=raw["reservation_id"], reservation_code=raw["reservation_code"],
+            listing_id=raw["listing_id"], device_id=raw["device_id"],
+            window=Window(datetime.fromisoformat(raw["valid_from"]), datetime.fromisoformat(raw["valid_until"])),
+            code_id=raw.get("code_id"), reason=raw.get("reason", ""), version=raw.get("version", "0"),
+        )
+
+
+@dataclass(frozen=True)
+class Desired:
+    device_id: str
+    window: Window
+
+
+def access_window(stay: StayAccess, policy: AccessPolicy) -> Window:
+    """Access opens ``lead`` before check-in and ends ``grace`` after check-out (per-listing overrides)."""
+    lead = timedelta(minutes=stay.lead_minutes) if stay.lead_minutes is not None else policy.default_lead
+    grace = timedelta(minutes=stay.grace_minutes) if stay.grace_minutes is not None else policy.default_grace
+    return Window(stay.check_in_at - lead, stay.check_out_at + grace)
+
+
+def desired_access(stay: StayAccess | None, now: datetime, policy: AccessPolicy) -> Desired | None:
+    """The one PIN a stay should have now, or None (cancelled, block, unmapped, gone too long)."""
+    if stay is None or stay.kind != "guest" or stay.status != "confirmed" or stay.device_id is None:
+        return None
+    if stay.missing_since is not None and now - stay.missing_since >= policy.missing_tolerance:
+        return None
+    return Desired(stay.device_id, access_window(stay, policy))
+
+
+def next_retry_at(attempts: int, failed_at: datetime) -> datetime | None:
+    """When a failed code is tried again, or None once the bounded schedule is spent."""
+    index = attempts - 1
+    if index < 0 or index >= len(RETRY_DELAYS):
+        return None
+    return failed_at + RETRY_DELAYS[index]
+
+
+@dataclass
+class Plan:
+    actions: list[Action] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # explanations for work held back on purpose
+
+
+def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], now: datetime,
+                 policy: AccessPolicy) -> Plan:
+    plan = Plan()
+    live = [c for c in codes if c.state in LIVE_STATES]
+    by_stay: dict[str, list[AccessCode]] = {}
+    for code in live:
+        by_stay.setdefault(code.reservation_id, []).append(code)
+
+    for code in live:
+        stay = stays.get(code.reservation_id)
+        desired = desired_access(stay, now, policy)
+        matches = desired is not None and desired.device_id == code.device_id and desired.window == code.window
+        reservation_code = stay.code if stay else code.reservation_id
+        listing_id = stay.listing_id if stay else ""
+        version = f"{code.code_id}.{code.updated_at:%Y%m%dT%H%M%S%f}"
+
+        def action(kind: str, reason: str) -> Action:
+            return Action(kind, code.reservation_id, reservation_code, listing_id, code.device_id, code.window,
+                          code.code_id, reason, version)
+
+        stale = now - code.updated_at >= policy.stale_after
+        if code.state == "revoking":
+            if stale:
+                plan.actions.append(action("revoke", "an earlier revoke did not finish"))
+            continue
+        if now >= code.valid_until:
+            plan.actions.append(action("revoke", "access window ended"))
+            continue
+        if not matches:
+            reason = _why_unwanted(stay, desired, code, now, policy)
+            if _hold_for_replacement(code, desired, by_stay.get(code.reservation_id, []), now):
+                plan.waiting.append(f"{reservation_code}: old PIN kept until the new one is active ({reason})")
+                continue
+            plan.actions.append(action("revoke", reason))
+            continue
+        if code.state == "pending_on_lock" and now - code.updated_at >= policy.confirm_every:
+            plan.actions.append(action("confirm", "waiting for the lock to take the PIN"))
+        elif code.state == "programming" and stale:
+            plan.actions.append(action("generate", "an earlier generate did not finish: adopt or create"))
+        elif code.state == "failed" and code.next_attempt_at is not None and now >= code.next_attempt_at:
+            plan.actions.append(action("generate", f"retry {code.attempts + 1} of a failed PIN"))
+
+    for stay in stays.values():
+        desired = desired_access(stay, now, policy)
+        if desired is None or now >= desired.window.end or now < desired.window.start - policy.program_ahead:
+            continue
+        if any(c.device_id == desired.device_id and c.window == desired.window for c in by_stay.get(stay.reservation_id, [])):
+            continue
+        plan.actions.append(Action("generate", stay.reservation_id, stay.code, stay.listing_id, desired.device_id,
+                                   desired.window, None, "PIN due before access opens", "new"))
+    plan.actions.sort(key=_execution_order)
+    return plan
+
+
+def _execution_order(action: Action) -> tuple:
+    """Generate before revoke, so a guest mid-stay gets the new PIN before losing the old one."""
+    return ({"generate": 0, "confirm": 1, "revoke": 2}[action.kind], action.window.start, action.key)
+
+
+def _hold_for_replacement(code: AccessCode, desired: Desired | None, siblings: Iterable[AccessCode], now: datetime) -> bool:
+    """Keep a guest's current PIN on the same lock while they are inside both windows and the
+    replacement is not yet active: the guest is never without a working PIN during the stay."""
+    if desired is None or desired.device_id != code.device_id or code.state != "active":
+        return False
+    if not (code.window.contains(now) and desired.window.contains(now)):
+        return False
+    return not any(s.state == "active" and s.device_id == desired.device_id and s.window == desired.window for s in siblings)
+
+
+def _why_unwanted(stay: StayAccess | None, desired: Desired | None, code: AccessCode, now: datetime,
+                  policy: AccessPolicy) -> str:
+    if stay is None:
+        return "stay unknown to the pipeline"
+    if stay.status == "cancelled":
+        return "stay cancelled"
+    if stay.kind != "guest" or stay.status != "confirmed":
+        return f"stay is {stay.status}"
+    if stay.device_id is None:
+        return "listing has no confirmed lock any more"
+    if stay.device_id != code.device_id:
+        return "listing was remapped to another lock"
+    if desired is None:
+        return f"stay missing from Stays for over {policy.missing_tolerance}"
+    return "stay dates changed"

@@ -1,0 +1,250 @@
+"""The production client for the Stays External API (Basic auth, skip/limit paging of 20).
+
+It returns raw items and leaves parsing to :mod:`lock_pipeline.stays.records`, one record at
+a time, so one bad record is quarantined instead of failing a whole page. Anything wrong with
+the answer as a whole (an outage, a page that is not a JSON array, refused credentials) raises
+:class:`StaysError`, and the caller treats that as "Stays said nothing": nothing changes.
+"""
+
+from __future__ import annotations
+
+import base64
+import email.utils
+import threading
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import date
+from typing import Sequence
+from urllib.parse import quote
+
+import httpx
+
+from lock_pipeline.stays.records import RESERVATION_TYPES
+
+ALL_RESERVATION_TYPES = ("reserved", "booked", "contract", "blocked", "maintenance", "canceled")
+DATE_TYPES = ("arrival", "departure", "creation", "creationorig", "included")
+
+MAX_PAGE_SIZE = 20
+RETRY_AFTER_CAP_SECONDS = 60.0
+# A server that ignores `skip` answers full pages forever; stop long before that hurts.
+MAX_PAGES = 5000
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_BODY_EXCERPT_CHARS = 200
+
+
+class StaysError(Exception):
+    """Stays could not be read; the message names the endpoint, never a credential."""
+
+    def __init__(self, message: str, *, path: str | None = None, status: int | None = None,
+                 attempts: int | None = None) -> None:
+        super().__init__(message)
+        self.path = path
+        self.status = status
+        self.attempts = attempts
+
+
+class StaysNotFound(StaysError):
+    """The single reservation asked for does not exist (HTTP 404)."""
+
+
+@dataclass
+class StaysStats:
+    requests: int = 0
+    pages: int = 0
+    retries: int = 0
+
+
+class _Retryable(Exception):
+    def __init__(self, detail: str, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.status = status
+        self.retry_after = retry_after
+
+
+class StaysClient:
+    def __init__(self, base_url: str, client_id: str, client_secret: str, *, timeout: float = 15.0,
+                 max_attempts: int = 3, backoff_seconds: float = 0.5, concurrency: int = 4,
+                 page_size: int = 20) -> None:
+        if timeout <= 0:
+            raise ValueError("timeout must be positive: every call needs a bound")
+        self.base_url = base_url.rstrip("/")
+        self.client_id = client_id
+        self.timeout = timeout
+        self.max_attempts = max(1, max_attempts)
+        self.backoff_seconds = max(0.0, backoff_seconds)
+        self.concurrency = max(1, concurrency)
+        self.page_size = min(max(1, page_size), MAX_PAGE_SIZE)
+        self.stats = StaysStats()
+        self._stats_lock = threading.Lock()
+        token = base64.b64encode(f"{client_id}:{client_secret}".encode()).decode("ascii")
+        self._never_show = tuple(s for s in (client_secret, token) if s)
+        self._http = httpx.Client(
+            base_url=self.base_url + "/",
+            auth=httpx.BasicAuth(client_id, client_secret),
+            timeout=httpx.Timeout(timeout),
+            headers={"Accept": "application/json"},
+            limits=httpx.Limits(max_connections=self.concurrency + 1, max_keepalive_connections=self.concurrency),
+            follow_redirects=False,
+        )
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="stays-page")
+
+    def __repr__(self) -> str:
+        return f"StaysClient(base_url={self.base_url!r}, client_id={self.client_id!r})"
+
+    def __enter__(self) -> StaysClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._http.close()
+
+    def list_listings(self, status: str | None = None) -> list[object]:
+        params: list[tuple[str, str]] = [("status", status)] if status else []
+        return self._all_pages("content/listings", params)
+
+    def list_reservations(self, from_date: date, to_date: date, *, date_type: str = "arrival",
+                          types: Sequence[str] = ALL_RESERVATION_TYPES,
+                          listing_ids: Sequence[str] = ()) -> list[object]:
+        """Every page of the window; ask for ``canceled`` explicitly or cancellations are invisible."""
+        if date_type not in DATE_TYPES:
+            raise ValueError(f"date_type {date_type!r} is not one of {', '.join(DATE_TYPES)}")
+        if to_date < from_date:
+            raise ValueError(f"to_date {to_date} is before from_date {from_date}")
+        unknown = [t for t in types if t not in RESERVATION_TYPES]
+        if unknown:
+            raise ValueError(f"unknown reservation types {unknown}: use {', '.join(RESERVATION_TYPES)}")
+        params = [("from", from_date.isoformat()), ("to", to_date.isoformat()), ("dateType", date_type)]
+        params += [("type", t) for t in types]
+        params += [("listingId", listing_id) for listing_id in listing_ids]
+        return self._all_pages("booking/reservations", params)
+
+    def get_reservation(self, id_or_code: str) -> object:
+        if not id_or_code or not id_or_code.strip():
+            raise ValueError("a reservation _id or short code is required")
+        return self._get_json(f"booking/reservations/{quote(id_or_code.strip(), safe='')}", [])
+
+    def _all_pages(self, path: str, params: list[tuple[str, str]]) -> list[object]:
+        """Pages in waves of ``concurrency``, in order, up to the first short page."""
+        items: list[object] = []
+        previous: list[object] | None = None
+        skip = 0
+        while True:
+            wave: list[Future[object]] = [
+                self._pool.submit(self._get_json, path, params, skip + i * self.page_size)
+                for i in range(self.concurrency)
+            ]
+            for offset, future in enumerate(wave):
+                page_skip = skip + offset * self.page_size
+                page = self._checked_page(path, page_skip, future.result())
+                self._count(pages=1)
+                if page and len(page) == self.page_size and page == previous:
+                    raise StaysError(f"GET /{path} skip={page_skip}: the same page came back twice; "
+                                     "the server is ignoring skip", path=f"/{path}")
+                items.extend(page)
+                if len(page) < self.page_size:
+                    return items
+                previous = page
+            skip += self.concurrency * self.page_size
+            if skip >= MAX_PAGES * self.page_size:
+                raise StaysError(f"GET /{path}: more than {MAX_PAGES} full pages; refusing to read on",
+                                 path=f"/{path}")
+
+    def _checked_page(self, path: str, skip: int, body: object) -> list[object]:
+        if not isinstance(body, list):
+            raise StaysError(f"GET /{path} skip={skip}: answer is a JSON {type(body).__name__}, not an array",
+                             path=f"/{path}")
+        if len(body) > self.page_size:
+            raise StaysError(f"GET /{path} skip={skip}: {len(body)} rows for limit={self.page_size}",
+                             path=f"/{path}")
+        return body
+
+    def _get_json(self, path: str, params: list[tuple[str, str]], skip: int | None = None) -> object:
+        """One GET with a timeout, retried on timeouts, connection errors, 5xx and 429."""
+        if skip is not None:
+            params = [*params, ("skip", str(skip)), ("limit", str(self.page_size))]
+        where = f"GET /{path}" + (f" skip={skip}" if skip is not None else "")
+        last: _Retryable | None = None
+        for attempt in range(1, self.max_attempts + 1):
+            if last is not None:
+                self._count(retries=1)
+                time.sleep(self._delay(attempt - 1, last.retry_after))
+            self._count(requests=1)
+            try:
+                response = self._http.get(path, params=params)
+                return self._answer(where, path, response, attempt)
+            except _Retryable as retryable:
+                last = retryable
+            except httpx.TimeoutException:
+                last = _Retryable(f"timed out after {self.timeout:g} s")
+            except httpx.TransportError as error:
+                last = _Retryable(f"connection failed ({type(error).__name__}: {self._redact(str(error))})")
+        assert last is not None
+        raise StaysError(f"{where}: gave up after {self.max_attempts} attempt(s): {last.detail}",
+                         path=f"/{path}", status=last.status, attempts=self.max_attempts)
+
+    def _answer(self, where: str, path: str, response: httpx.Response, attempt: int) -> object:
+        status = response.status_code
+        if status in _RETRY_STATUSES:
+            retry_after = _retry_after_seconds(response.headers.get("Retry-After")) if status in (429, 503) else None
+            raise _Retryable(f"HTTP {status}", status, retry_after)
+        if status == 401:
+            raise StaysError(f"{where}: HTTP 401, Stays refused the API credentials; check STAYS_CLIENT_ID "
+                             "and STAYS_CLIENT_SECRET", path=f"/{path}", status=status, attempts=attempt)
+        if status == 403:
+            raise StaysError(f"{where}: HTTP 403, the API client may not read this endpoint; grant it in "
+                             "Stays > App Center > API", path=f"/{path}", status=status, attempts=attempt)
+        if status == 404 and path.startswith("booking/reservations/"):
+            raise StaysNotFound(f"{where}: HTTP 404, no such reservation", path=f"/{path}", status=status,
+                                attempts=attempt)
+        if not 200 <= status < 300:
+            raise StaysError(f"{where}: HTTP {status}: {self._excerpt(response.text)}", path=f"/{path}",
+                             status=status, attempts=attempt)
+        try:
+            return response.json()
+        except ValueError:
+            content_type = response.headers.get("Content-Type", "no content type")
+            raise StaysError(f"{where}: answer is not JSON ({content_type}): {self._excerpt(response.text)}",
+                             path=f"/{path}", status=status, attempts=attempt) from None
+
+    def _delay(self, retry_number: int, retry_after: float | None) -> float:
+        backoff = self.backoff_seconds * 2 ** (retry_number - 1)
+        if retry_after is None:
+            return backoff
+        return max(backoff, min(retry_after, RETRY_AFTER_CAP_SECONDS))
+
+    def _count(self, *, requests: int = 0, pages: int = 0, retries: int = 0) -> None:
+        with self._stats_lock:
+            self.stats.requests += requests
+            self.stats.pages += pages
+            self.stats.retries += retries
+
+    def _excerpt(self, text: str) -> str:
+        flat = " ".join(self._redact(text).split())
+        return flat if len(flat) <= _BODY_EXCERPT_CHARS else flat[:_BODY_EXCERPT_CHARS] + "..."
+
+    def _redact(self, text: str) -> str:
+        for secret in self._never_show:
+            text = text.replace(secret, "***")
+        return text
+
+
+def _retry_after_seconds(value: str | None) -> float | None:
+    """Seconds or an HTTP date; anything unreadable falls back to our own backoff."""
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when is None or when.tzinfo is None:
+        return None
+    return max(0.0, when.timestamp() - time.time())

@@ -1,0 +1,541 @@
+"""Production Tuya Cloud client for door locks.
+
+Signed HTTPS calls (post-2021 algorithm, see :mod:`lock_pipeline.tuya.signing`) with a timeout
+on every call, a cached access token that is refreshed before it expires, bounded retries
+with exponential backoff on throttling / 5xx / timeouts / connection errors, and the
+password-ticket flow for temporary PINs.
+
+Why the transport is our own (httpx) and not ``tinytuya.Cloud``: tinytuya calls ``requests``
+with no timeout (a hung cloud call would hang a Dagster run forever), builds
+``https://<region host>`` itself (no sandbox, no custom base URL), renews the token only when
+the answer's text contains "token invalid" (so 1010 "token is expired" is never renewed),
+never uses refresh tokens, retries nothing, and sends the access secret as a header on token
+calls. What we keep from it is what the real cloud is known to accept: the signing algorithm
+(the tests prove our ``sign`` equals tinytuya's for the same request) and its device-list
+endpoint (``/v1.0/iot-01/associated-users/devices`` paged by ``last_row_key``).
+
+Protocol time (``t``, token expiry) is wall-clock time by necessity: the cloud checks it.
+The pipeline's injected clock is for business time only and never reaches this module.
+
+Nothing here logs, and no exception carries a PIN, ticket key, token or secret.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import re
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from enum import IntEnum
+from typing import Any, Mapping
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+
+from lock_pipeline.tuya import signing
+from lock_pipeline.tuya.ticket_crypto import TicketCryptoError, decrypt_ticket_key, encrypt_pin
+
+DEVICE_LIST_PATH = "/v1.0/iot-01/associated-users/devices"
+TOKEN_PATH = "/v1.0/token"
+_DEVICE_PAGE_SIZE = 50
+_MAX_DEVICE_PAGES = 200
+_MAX_BACKOFF_SECONDS = 30.0
+_SAFE_ID = re.compile(r"^[A-Za-z0-9_\-]{1,64}$")
+
+
+class TuyaCode(IntEnum):
+    """Codes the pipeline reacts to. Tuya answers errors as HTTP 200 ``{"success": false, "code"}``."""
+
+    SYSTEM_ERROR = 500
+    DATA_NOT_EXIST = 1000
+    GRANT_TYPE_INVALID = 1003
+    SIGN_INVALID = 1004
+    CLIENT_ID_INVALID = 1005
+    TOKEN_EXPIRED = 1010
+    TOKEN_INVALID = 1011
+    TOKEN_STATUS_INVALID = 1012
+    REQUEST_TIME_INVALID = 1013
+    MISSING_HEADER = 1105
+    PERMISSION_DENIED = 1106
+    URI_PATH_INVALID = 1108
+    PARAM_ILLEGAL = 1109
+    CONCURRENT_REQUEST_LIMIT = 1110
+    SYSTEM_BUSY = 1111
+    TOO_FREQUENT = 1199
+    DEVICE_OFFLINE = 2001
+    LOCK_TYPE_NOT_SUPPORTED = 2004
+    # Tuya documents no OpenAPI code for these two lock answers (only the Zigbee
+    # delivery_status 4 / 5); the sandbox uses these numbers and the pipeline keys on them.
+    DUPLICATE_PASSWORD = 2303
+    PASSWORD_STORAGE_FULL = 2304
+    API_NOT_AUTHORIZED = 28841105
+
+
+TOKEN_CODES = frozenset({TuyaCode.TOKEN_EXPIRED, TuyaCode.TOKEN_INVALID, TuyaCode.TOKEN_STATUS_INVALID})
+TRANSIENT_CODES = frozenset({TuyaCode.SYSTEM_ERROR, TuyaCode.CONCURRENT_REQUEST_LIMIT,
+                             TuyaCode.SYSTEM_BUSY, TuyaCode.TOO_FREQUENT})
+# Answers that prove the request was refused before it did anything: safe to resend even a create.
+_REFUSED_UNPROCESSED = TOKEN_CODES | {TuyaCode.REQUEST_TIME_INVALID, TuyaCode.CONCURRENT_REQUEST_LIMIT,
+                                      TuyaCode.TOO_FREQUENT, TuyaCode.SIGN_INVALID}
+
+
+class TuyaError(Exception):
+    """A Tuya call that failed: the cloud's code and message, or a transport/format problem (code None).
+
+    ``retryable`` tells the caller a later attempt may succeed (throttling, 5xx, timeouts,
+    a lock that is offline). The client has already spent its own bounded retries.
+    """
+
+    def __init__(self, code: int | None, msg: str, path: str, retryable: bool = False, method: str = "") -> None:
+        self.code = None if code is None else int(code)
+        self.msg = msg
+        self.path = path
+        self.retryable = retryable
+        self.method = method
+        super().__init__(self.code, msg, path, retryable, method)  # args rebuild it when unpickled
+
+    def __str__(self) -> str:
+        head = "Tuya" if self.code is None else f"Tuya {self.code}"
+        where = f"{self.method} {self.path}" if self.method else self.path
+        return f"{head} {self.msg} on {where}"
+
+    def __repr__(self) -> str:
+        return f"TuyaError({str(self)!r}, retryable={self.retryable})"
+
+
+@dataclass(frozen=True)
+class TuyaDevice:
+    device_id: str
+    name: str
+    online: bool
+    category: str
+    product_name: str
+
+
+@dataclass(frozen=True)
+class TempPassword:
+    password_id: str
+    name: str
+    effective_time: datetime
+    invalid_time: datetime
+    phase: int | None
+    delivery_status: int | None
+
+
+@dataclass(frozen=True)
+class _Token:
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(repr=False)
+    renew_at: float  # time.monotonic() after which we renew
+
+
+@dataclass(frozen=True)
+class _Outcome:
+    result: Any = None
+    error: TuyaError | None = None
+    server_t_ms: int | None = None
+    unprocessed: bool = False  # the request provably did nothing (safe to resend a create)
+
+
+def _epoch_ms() -> int:
+    """Wall-clock epoch milliseconds for the ``t`` header (the cloud rejects skewed ``t`` with 1013)."""
+    return int(time.time() * 1000)
+
+
+class TuyaClient:
+    """Tuya Cloud OpenAPI for door locks, over httpx; thread-safe."""
+
+    def __init__(self, base_url: str, access_id: str, access_secret: str, *, timeout: float = 10.0,
+                 max_attempts: int = 4, backoff_seconds: float = 0.5, verify: bool | str = True) -> None:
+        parts = urlsplit(base_url)
+        if parts.scheme != "https" or not parts.hostname:
+            raise ValueError(f"Tuya base_url must be an https:// URL with a host, got {base_url!r}")
+        if not access_id:
+            raise ValueError("Tuya access_id is empty")
+        if len(access_secret.encode("utf-8")) != 32:
+            raise ValueError("Tuya access_secret must be the project's 32-character Access Secret")
+        if timeout <= 0 or max_attempts < 1 or backoff_seconds < 0:
+            raise ValueError("timeout must be > 0, max_attempts >= 1 and backoff_seconds >= 0")
+        self._base_url = base_url.rstrip("/")
+        self._access_id = access_id
+        self._access_secret = access_secret
+        self._timeout = float(timeout)
+        self._max_attempts = max_attempts
+        self._backoff_seconds = backoff_seconds
+        self._token: _Token | None = None
+        self._token_lock = threading.Lock()
+        self._clock_offset_ms = 0
+        self._http = httpx.Client(
+            base_url=self._base_url,
+            timeout=httpx.Timeout(self._timeout),
+            verify=_tls_verification(verify),
+            headers={"User-Agent": "lock_pipeline-tuya/1"},
+            follow_redirects=False,
+        )
+
+    # -- lifecycle -------------------------------------------------------------------------
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> "TuyaClient":
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"TuyaClient(base_url={self._base_url!r}, access_id={_mask(self._access_id)!r})"
+
+    # -- devices ---------------------------------------------------------------------------
+
+    def list_devices(self) -> list[TuyaDevice]:
+        """Every device linked to the cloud project, walking ``last_row_key`` pages."""
+        devices: dict[str, TuyaDevice] = {}
+        last_row_key: str | None = None
+        seen_keys: set[str] = set()
+        for _ in range(_MAX_DEVICE_PAGES):
+            query = {"size": str(_DEVICE_PAGE_SIZE)}
+            if last_row_key:
+                query["last_row_key"] = last_row_key
+            page = self._call("GET", DEVICE_LIST_PATH, query=query)
+            if not isinstance(page, dict) or not isinstance(page.get("devices", page.get("list")), list):
+                raise _malformed("GET", DEVICE_LIST_PATH, "device page has no 'devices' list")
+            for raw in page.get("devices", page.get("list")):
+                device = _parse_device(raw, "GET", DEVICE_LIST_PATH)
+                devices.setdefault(device.device_id, device)
+            if not page.get("has_more"):
+                return list(devices.values())
+            last_row_key = page.get("last_row_key")
+            if not isinstance(last_row_key, str) or not last_row_key or last_row_key in seen_keys:
+                raise _malformed("GET", DEVICE_LIST_PATH, "device page says has_more but gives no new last_row_key")
+            seen_keys.add(last_row_key)
+        raise _malformed("GET", DEVICE_LIST_PATH, f"device list did not end within {_MAX_DEVICE_PAGES} pages")
+
+    def get_device(self, device_id: str) -> TuyaDevice:
+        path = _device_path(device_id)
+        return _parse_device(self._call("GET", path), "GET", path)
+
+    # -- temporary passwords ---------------------------------------------------------------
+
+    def list_temp_passwords(self, device_id: str, *, valid_only: bool = True) -> list[TempPassword]:
+        path = f"{_device_path(device_id)}/door-lock/temp-passwords"
+        result = self._call("GET", path, query={"valid": "true"} if valid_only else None)
+        if not isinstance(result, list):
+            raise _malformed("GET", path, "temp-password list is not a list")
+        return [_parse_temp_password(item, "GET", path) for item in result]
+
+    def get_temp_password(self, device_id: str, password_id: str) -> TempPassword:
+        path = f"{_device_path(device_id)}/door-lock/temp-password/{_safe_id(password_id, 'password_id')}"
+        return _parse_temp_password(self._call("GET", path), "GET", path)
+
+    def create_temp_password(self, device_id: str, *, pin: str, name: str, effective: datetime, invalid: datetime,
+                             time_zone: str | None = None, single_use: bool = False) -> str:
+        """Program a PIN valid in [effective, invalid) and return Tuya's password id.
+
+        Runs the ticket flow: fetch a one-time ticket, decrypt its key with the access secret,
+        send the PIN encrypted under it. The create itself is resent only when the cloud
+        provably did not act on it (throttled, token refused, connection never made); after
+        an ambiguous failure (timeout, 5xx) the error says so and the caller must look for the
+        PIN by name before creating another.
+        """
+        if not (isinstance(pin, str) and pin.isascii() and pin.isdigit()):
+            raise ValueError("a PIN is ASCII digits only")
+        start, end = _epoch_seconds(effective, "effective"), _epoch_seconds(invalid, "invalid")
+        if end <= start:
+            raise ValueError("invalid must be after effective")
+        base = _device_path(device_id)
+        ticket_path = f"{base}/door-lock/password-ticket"
+        ticket = self._call("POST", ticket_path)
+        if not isinstance(ticket, dict) or not ticket.get("ticket_id") or not isinstance(ticket.get("ticket_key"), str):
+            raise _malformed("POST", ticket_path, "ticket answer lacks ticket_id / ticket_key")
+        try:
+            password = encrypt_pin(pin, decrypt_ticket_key(ticket["ticket_key"], self._access_secret))
+        except TicketCryptoError:
+            raise TuyaError(None, "ticket_key does not decrypt with the access secret (wrong TUYA_ACCESS_SECRET?)",
+                            ticket_path, method="POST") from None
+        payload: dict[str, Any] = {
+            "name": name,
+            "password": password,
+            "password_type": "ticket",
+            "ticket_id": str(ticket["ticket_id"]),
+            "effective_time": start,
+            "invalid_time": end,
+            "type": 1 if single_use else 0,
+        }
+        if time_zone:
+            payload["time_zone"] = time_zone
+        create_path = f"{base}/door-lock/temp-password"
+        result = self._call("POST", create_path, payload=payload, idempotent=False)
+        password_id = result.get("id") if isinstance(result, dict) else None
+        if password_id is None or isinstance(password_id, bool):
+            raise _malformed("POST", create_path, "create answer has no password id")
+        return str(password_id)
+
+    def delete_temp_password(self, device_id: str, password_id: str) -> None:
+        """Delete (or, on an offline lock, schedule deletion of) one temp password.
+
+        A "data not exist" answer is an error, except after an earlier attempt of this same
+        call that may have gone through, where it means that attempt did the work.
+        """
+        path = f"{_device_path(device_id)}/door-lock/temp-passwords/{_safe_id(password_id, 'password_id')}"
+        self._call("DELETE", path, require_result=False, absent_after_ambiguous_ok=True)
+
+    # -- transport -------------------------------------------------------------------------
+
+    def _call(self, method: str, path: str, *, query: Mapping[str, str] | None = None,
+              payload: Any = None, auth: bool = True, idempotent: bool = True, require_result: bool = True,
+              absent_after_ambiguous_ok: bool = False, shown_path: str | None = None) -> Any:
+        """One logical call: sign, send, read the body, retry what may succeed, raise TuyaError otherwise."""
+        shown = shown_path or path
+        body = b"" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        failures = 0
+        token_renewed = clock_corrected = maybe_applied = False
+        while True:
+            token = self._current_token() if auth else ""
+            outcome = self._attempt(method, path, shown, query, body, token, require_result)
+            error = outcome.error
+            if error is None:
+                return outcome.result
+            if (absent_after_ambiguous_ok and maybe_applied
+                    and error.code == TuyaCode.DATA_NOT_EXIST):
+                return None
+            if auth and error.code in TOKEN_CODES and not token_renewed:
+                token_renewed = True
+                self._discard_token(token)
+                continue
+            if error.code == TuyaCode.REQUEST_TIME_INVALID and not clock_corrected and outcome.server_t_ms:
+                clock_corrected = True
+                self._clock_offset_ms = outcome.server_t_ms - _epoch_ms()
+                continue
+            failures += 1
+            maybe_applied = maybe_applied or not outcome.unprocessed
+            may_resend = idempotent or outcome.unprocessed
+            if error.code == TuyaCode.DEVICE_OFFLINE or not error.retryable:
+                raise error  # 2001 is the caller's call (it may wait for the lock); the rest will not change
+            if not may_resend:
+                raise _with_msg(error, f"{error.msg}; the request may have been applied, look for it before repeating")
+            if failures >= self._max_attempts:
+                raise _with_msg(error, f"{error.msg} (gave up after {failures} attempts)")
+            time.sleep(self._backoff(failures))
+
+    def _attempt(self, method: str, path: str, shown: str, query: Mapping[str, str] | None, body: bytes,
+                 token: str, require_result: bool) -> _Outcome:
+        t_ms = _epoch_ms() + self._clock_offset_ms
+        nonce = uuid.uuid4().hex
+        headers = {
+            "client_id": self._access_id,
+            "sign": signing.request_sign(
+                secret=self._access_secret, client_id=self._access_id, t_ms=t_ms, nonce=nonce,
+                method=method, body=body, url_path_and_query=signing.path_and_query(path, query),
+                access_token=token,
+            ),
+            "t": str(t_ms),
+            "nonce": nonce,
+            "sign_method": signing.SIGN_METHOD,
+            "lang": "en",
+        }
+        if token:
+            headers["access_token"] = token
+        if body:
+            headers["Content-Type"] = "application/json"
+        url = path + ("?" + urlencode(sorted(query.items())) if query else "")
+        try:
+            response = self._http.request(method, url, content=body or None, headers=headers)
+        except httpx.TimeoutException as exc:
+            never_sent = isinstance(exc, (httpx.ConnectTimeout, httpx.PoolTimeout))
+            return _Outcome(error=TuyaError(None, f"no answer within {self._timeout:g} s ({type(exc).__name__})",
+                                            shown, retryable=True, method=method), unprocessed=never_sent)
+        except httpx.TransportError as exc:
+            cert_problem = "CERTIFICATE_VERIFY_FAILED" in str(exc)
+            detail = "TLS certificate not trusted (pass verify=<CA bundle> or set SSL_CERT_FILE)" if cert_problem \
+                else f"connection failed ({type(exc).__name__})"
+            return _Outcome(error=TuyaError(None, detail, shown, retryable=not cert_problem, method=method),
+                            unprocessed=isinstance(exc, httpx.ConnectError))
+        return _interpret(response, method, shown, require_result)
+
+    def _backoff(self, failures: int) -> float:
+        delay = self._backoff_seconds * (2 ** (failures - 1))
+        return min(_MAX_BACKOFF_SECONDS, delay * random.uniform(1.0, 1.25))
+
+    # -- token -----------------------------------------------------------------------------
+
+    def _current_token(self) -> str:
+        with self._token_lock:
+            token = self._token
+            if token is None or time.monotonic() >= token.renew_at:
+                token = self._token = self._fetch_token(token)
+            return token.access_token
+
+    def _discard_token(self, access_token: str) -> None:
+        """Force renewal of this token (not of one another thread already got instead)."""
+        with self._token_lock:
+            if self._token is not None and self._token.access_token == access_token:
+                self._token = replace(self._token, renew_at=0.0)
+
+    def _fetch_token(self, previous: _Token | None) -> _Token:
+        refresh_token = previous.refresh_token if previous else None
+        if refresh_token and _SAFE_ID.match(refresh_token):
+            try:
+                result = self._call("GET", f"{TOKEN_PATH}/{refresh_token}", auth=False,
+                                    shown_path=f"{TOKEN_PATH}/<refresh_token>")
+                return _token_from(result, f"{TOKEN_PATH}/<refresh_token>")
+            except TuyaError as exc:
+                if exc.code is None:
+                    raise  # the cloud is unreachable: a fresh grant would fail the same way
+                # refresh token spent or refused: fall through to a fresh grant
+        return _token_from(self._call("GET", TOKEN_PATH, query={"grant_type": "1"}, auth=False), TOKEN_PATH)
+
+
+# -- helpers ---------------------------------------------------------------------------------
+
+
+def _with_msg(error: TuyaError, msg: str) -> TuyaError:
+    return TuyaError(error.code, msg, error.path, retryable=error.retryable, method=error.method)
+
+
+def _malformed(method: str, path: str, what: str) -> TuyaError:
+    return TuyaError(None, f"unexpected answer: {what}", path, method=method)
+
+
+def _interpret(response: httpx.Response, method: str, shown: str, require_result: bool) -> _Outcome:
+    """Turn one HTTP answer into a result or a TuyaError; Tuya's errors come as HTTP 200 + success=false."""
+    status = response.status_code
+    content_type = response.headers.get("content-type", "no content type").split(";")[0]
+    try:
+        data = response.json()
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    server_t = _as_int(data.get("t")) if isinstance(data, dict) else None
+    if status >= 500 or status == 429:
+        what = "" if data is not None else f", {content_type}, not JSON"
+        return _Outcome(error=TuyaError(None, f"HTTP {status}{what}", shown, retryable=True, method=method),
+                        server_t_ms=server_t, unprocessed=status == 429)
+    if data is None:
+        return _Outcome(error=TuyaError(None, f"answer is not JSON (HTTP {status}, {content_type})", shown,
+                                        method=method))
+    if not isinstance(data, dict) or not isinstance(data.get("success"), bool):
+        reason = f"HTTP {status}, " if status != 200 else ""
+        return _Outcome(error=_malformed(method, shown, f"{reason}no boolean 'success' field"))
+    if data["success"] is False:
+        code = _as_int(data.get("code"))
+        msg = _clean_message(data.get("msg")) or "no message"
+        retryable = code in TRANSIENT_CODES or code == TuyaCode.DEVICE_OFFLINE
+        return _Outcome(error=TuyaError(code, msg, shown, retryable=retryable, method=method), server_t_ms=server_t,
+                        unprocessed=code in _REFUSED_UNPROCESSED)
+    if require_result and "result" not in data:
+        return _Outcome(error=_malformed(method, shown, "success=true without 'result'"))
+    return _Outcome(result=data.get("result"), server_t_ms=server_t)
+
+
+def _token_from(result: Any, path: str) -> _Token:
+    if not isinstance(result, dict) or not isinstance(result.get("access_token"), str) or not result["access_token"]:
+        raise _malformed("GET", path, "token answer has no access_token")
+    expire_seconds = _as_int(result.get("expire_time")) or 3600
+    margin = min(120.0, expire_seconds * 0.1)
+    refresh = result.get("refresh_token")
+    return _Token(access_token=result["access_token"], refresh_token=refresh if isinstance(refresh, str) else None,
+                  renew_at=time.monotonic() + expire_seconds - margin)
+
+
+def _parse_device(raw: Any, method: str, path: str) -> TuyaDevice:
+    if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
+        raise _malformed(method, path, "device entry without an id")
+    return TuyaDevice(
+        device_id=raw["id"],
+        name=str(raw.get("name") or ""),
+        online=raw.get("online") is True,
+        category=str(raw.get("category") or ""),
+        product_name=str(raw.get("product_name") or ""),
+    )
+
+
+def _parse_temp_password(raw: Any, method: str, path: str) -> TempPassword:
+    if not isinstance(raw, dict) or raw.get("id") in (None, "") or isinstance(raw.get("id"), bool):
+        raise _malformed(method, path, "temp password without an id")
+    effective, invalid = _as_int(raw.get("effective_time")), _as_int(raw.get("invalid_time"))
+    if effective is None or invalid is None:
+        raise _malformed(method, path, "temp password without effective_time / invalid_time")
+    return TempPassword(
+        password_id=str(raw["id"]),
+        name=str(raw.get("name") or ""),
+        effective_time=_from_epoch(effective),
+        invalid_time=_from_epoch(invalid),
+        phase=_as_int(raw.get("phase")),
+        delivery_status=_as_int(raw.get("delivery_status")),
+    )
+
+
+def _from_epoch(value: int) -> datetime:
+    """Tuya documents seconds; tolerate a millisecond value rather than land in the year 50000."""
+    seconds = value / 1000 if value > 10**11 else value
+    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _epoch_seconds(instant: datetime, name: str) -> int:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime")
+    return int(instant.timestamp())
+
+
+def _as_int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    return None
+
+
+def _clean_message(value: Any) -> str:
+    text = "" if value is None else str(value)
+    return "".join(ch if ch.isprintable() else " " for ch in text)[:200].strip()
+
+
+def _safe_id(value: str, what: str) -> str:
+    """Ids go into URL paths: refuse anything that could change the path or query."""
+    if not isinstance(value, str) or not _SAFE_ID.match(value):
+        raise ValueError(f"{what} {value!r} is not a plain Tuya id")
+    return value
+
+
+def _device_path(device_id: str) -> str:
+    return f"/v1.0/devices/{_safe_id(device_id, 'device_id')}"
+
+
+def _mask(value: str) -> str:
+    return value[:4] + "…" if len(value) > 4 else "…"
+
+
+def _tls_verification(verify: bool | str) -> bool | ssl.SSLContext:
+    """What httpx should trust.
+
+    An explicit CA bundle path wins; with ``verify=True`` the usual environment variables are
+    honoured in order SSL_CERT_FILE, SSL_CERT_DIR (as httpx does) and REQUESTS_CA_BUNDLE
+    (which httpx ignores, but deployments set for requests-based tools), then certifi.
+    """
+    if verify is False:
+        return False
+    if isinstance(verify, str):
+        return _context_from(verify, "verify")
+    for variable in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"):
+        location = os.environ.get(variable)
+        if location:
+            return _context_from(location, variable)
+    return True
+
+
+def _context_from(location: str, source: str) -> ssl.SSLContext:
+    try:
+        if os.path.isdir(location):
+            return ssl.create_default_context(capath=location)
+        return ssl.create_default_context(cafile=location)
+    except (OSError, ssl.SSLError) as exc:
+        raise ValueError(f"{source}={location!r} is not a readable CA bundle: {exc}") from None
