@@ -94,7 +94,7 @@ def _typo(rng: random.Random, word: str) -> str:
     return word[:k] + word[k + 1:]
 
 
-def build(n_listings: int, n_locks: int, seed: int = 1):
+def build(n_listings: int, n_locks: int, seed: int = 1, house_share: float = 0.15):
     """Listings, locks, and the right device id per listing id (None when it has no lock)."""
     rng = random.Random(seed)
     listings: list[ListingCandidate] = []
@@ -119,7 +119,7 @@ def build(n_listings: int, n_locks: int, seed: int = 1):
         hood = rng.choice(_CITIES[city])
         street = f"{rng.choice(_STREET_KIND)} {rng.choice(_STREET_NAME)}"
         number = str(rng.randint(10, 4000))
-        if rng.random() < 0.15:  # a house/chalé/suite: named, not numbered
+        if rng.random() < house_share:  # a house/chalé/suite: named, not numbered
             kind, adj = rng.choice(_HOUSE_KIND), rng.choice(_HOUSE_ADJ + [""] * 5)
             internal = " ".join(x for x in (kind, adj, hood) if x)
             if normalise_name(internal) in internal_names:
@@ -192,8 +192,11 @@ def main() -> None:
     parser.add_argument("--locks", type=int, default=None, help="default: as many as listings")
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--house-share", type=float, default=0.15,
+                        help="share of houses/chalés/suites, whose locks name no unit (the costly kind)")
     args = parser.parse_args()
-    listings, locks, truth = build(args.listings, args.locks or args.listings, args.seed)
+    listings, locks, truth = build(args.listings, args.locks or args.listings, args.seed,
+                                   args.house_share)
     numberless = sum(1 for lock in locks if not any(c.isdigit() for c in lock.name))
     print(f"{len(listings)} listings, {len(locks)} locks ({numberless} without a number), "
           f"{os.cpu_count()} CPUs")

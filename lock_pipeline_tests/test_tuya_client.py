@@ -6,6 +6,7 @@ import pickle
 import time
 from datetime import datetime, timedelta, timezone
 
+import certifi
 import pytest
 
 from lock_pipeline.clock import ManualClock
@@ -301,6 +302,21 @@ def test_requests_ca_bundle_is_honoured(sandbox: TuyaSandbox, monkeypatch: pytes
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_cert_path)
     with make_client(sandbox, verify=True) as tuya:
         assert tuya.get_device(FRONT.device_id).name == FRONT.name
+
+
+def test_requests_ca_bundle_is_trusted_alongside_a_host_wide_ssl_cert_file(sandbox: TuyaSandbox,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """The embedded default's case: the host sets SSL_CERT_FILE, the sandbox adds its CA by REQUESTS_CA_BUNDLE."""
+    monkeypatch.setenv("SSL_CERT_FILE", certifi.where())
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", sandbox.ca_cert_path)
+    with make_client(sandbox, verify=True) as tuya:
+        assert tuya.get_device(FRONT.device_id).name == FRONT.name
+
+
+def test_a_missing_ca_bundle_stops_the_start_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/nonexistent/ca.pem")
+    with pytest.raises(ValueError, match="REQUESTS_CA_BUNDLE"):
+        TuyaClient("https://openapi.tuyaus.com", "id", "x" * 32)
 
 
 def test_ssl_cert_file_is_honoured(sandbox: TuyaSandbox, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -419,3 +419,28 @@ def test_tinytuya_talks_to_the_sandbox(sandbox: TuyaSandbox, monkeypatch: pytest
     deleted = cloud.cloudrequest(f"/v1.0/devices/{FRONT.device_id}/door-lock/temp-passwords/{pid}", action="DELETE")
     assert deleted["success"] is True, deleted
     assert [pin.phase for pin in sandbox.pins(FRONT.device_id)] == [0]
+
+
+def test_state_file_keeps_the_locks_across_a_restart(clock: ManualClock, tmp_path) -> None:
+    state_file = tmp_path / "home" / "tuya_sandbox_state.json"
+    with TuyaSandbox([FRONT, BACK], clock=clock, state_file=state_file) as first:
+        caller = Raw(first)
+        caller.login()
+        kept = caller.create_pin(FRONT.device_id, "1212121")["result"]["id"]
+        caller.create_pin(BACK.device_id, "3434343")
+        first.set_storage_limit(BACK.device_id, 5)
+        caller.http.close()
+    assert state_file.stat().st_mode & 0o077 == 0
+    with TuyaSandbox([FRONT, BACK, ZIGBEE], clock=clock, state_file=state_file) as second:
+        assert second.would_open(FRONT.device_id, "1212121", NOW + timedelta(hours=1))
+        assert [(p.password_id, p.phase) for p in second.pins(FRONT.device_id)] == [(str(kept), 2)]
+        assert [p.phase for p in second.pins(BACK.device_id)] == [1]
+        assert second.pins(ZIGBEE.device_id) == []  # new in the seed: added, empty
+        caller = Raw(second)
+        caller.login()
+        newer = caller.create_pin(FRONT.device_id, "5656565")["result"]["id"]
+        assert newer > kept + 1  # ids are not reused after a restart
+        caller.http.close()
+    state_file.write_text("{not json")
+    with pytest.raises(ValueError, match="delete it"):
+        TuyaSandbox([FRONT], state_file=state_file)

@@ -86,10 +86,10 @@ SELECT r.code                                  AS reservation_code,
        r.updated_at,
        c.pin_masked,
        CASE
-           WHEN c.state IS NOT NULL THEN c.state
-           WHEN r.status = 'cancelled' THEN 'cancelled'
+           WHEN c.state NOT IN ('revoked', 'cancelled') THEN c.state
+           WHEN r.status = 'cancelled' THEN COALESCE(c.state, 'cancelled')
+           WHEN r.check_out_at < pipeline.clock_now() THEN COALESCE(c.state, 'ended')
            WHEN m.status IS DISTINCT FROM 'confirmed' THEN 'no_lock'
-           WHEN r.check_out_at < pipeline.clock_now() THEN 'ended'
            ELSE 'scheduled'
        END                                     AS access_state,
        (c.valid_from AT TIME ZONE r.time_zone)  AS access_from,

@@ -101,7 +101,9 @@ _LETTER_SUFFIX = re.compile(r"(\d)[-/]([a-z])(?![a-z0-9])")  # "101-A" -> "101a"
 # "bl2" -> "bl" "2", "ap101" -> "ap" "101", "12andar" -> "12" "andar", "3b" stays a unit
 _TOKEN = re.compile(r"\d+(?:[a-z](?![a-z]))?|[a-z]+")
 
-_DENSE_CELLS = 8_000_000  # float32 cells per bulk block (32 MB): bounds peak memory
+# Work is done in blocks so peak memory stays flat as the portfolio grows.
+_DENSE_CELLS = 4_000_000  # float32 cells per (numberless locks x all names) block: 16 MB
+_PAIR_BATCH = 1 << 17  # candidate pairs scored at a time
 
 
 @dataclass(frozen=True)
@@ -276,6 +278,9 @@ class _Index:
         words: a length-only upper bound first; only pairs that can reach the floor get the
         exact (expensive) scorer.
         """
+        if len(pl) > _PAIR_BATCH:
+            return np.concatenate([self.token_set(pl[k:k + _PAIR_BATCH], pn[k:k + _PAIR_BATCH], floor)
+                                   for k in range(0, len(pl), _PAIR_BATCH)])
         out = np.zeros(len(pl), dtype=np.float32)
         if not len(pl):
             return out

@@ -36,6 +36,11 @@ code   when                                                            source
 [1] Tuya documents no OpenAPI code for these (only Zigbee ``delivery_status`` 4 "password
 already exists" and 5 "maximum number reached"); the client exposes both as ``TuyaCode``.
 
+Persistence: with ``state_file`` the locks' state (online flags, storage limits, every PIN
+with its digits, as the lock itself holds them) survives a restart of the embedded default,
+so the pipeline's database and the "lock" do not drift apart. The file is written atomically
+with mode 0600; tokens and tickets are not kept (clients simply authenticate again).
+
 Time: protocol checks (``t`` skew, token and ticket expiry, rate limit) use real time;
 the lock's truth (is a PIN inside its window, which PINs are live) uses the injected clock,
 so the season simulator can move days while the HTTPS protocol stays honest.
@@ -43,8 +48,9 @@ so the season simulator can move days while the HTTPS protocol stays honest.
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import json
+import os
 import re
 import secrets
 import socket
@@ -56,6 +62,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, Callable, Iterable
 from urllib.parse import parse_qsl, urlsplit
 
@@ -183,7 +190,7 @@ class TuyaSandbox:
                  access_secret: str = DEFAULT_ACCESS_SECRET, clock: Clock | None = None,
                  token_ttl_seconds: int = 7200, max_pins_per_lock: int = 20, max_skew_seconds: int = 900,
                  host: str = "127.0.0.1", port: int = 0, call_latency: float = 0.0,
-                 rate_limit_per_second: float | None = None) -> None:
+                 rate_limit_per_second: float | None = None, state_file: str | Path | None = None) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the sandbox cloud serves loopback only, not {host!r}")
         if len(access_secret.encode("utf-8")) != 32:
@@ -205,14 +212,19 @@ class TuyaSandbox:
         self._refresh_tokens: dict[str, str] = {}     # refresh token -> its access token
         self._tickets: dict[str, _Ticket] = {}
         self._faults: list[_Fault] = []
-        self._password_ids = itertools.count(10_000_001)
+        self._next_password_id = 10_000_001
         self._request_log: list[tuple[str, str]] = []
         self._stopping = threading.Event()
         self._server: _SandboxHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self._tls: LoopbackTls | None = None
+        self._state_file = Path(state_file) if state_file else None
         for lock in locks:
-            self.add_lock(lock)
+            if lock.device_id in self._locks:
+                raise ValueError(f"lock {lock.device_id} is listed twice")
+            self._locks[lock.device_id] = _LockState(seed=lock, online=lock.online)
+        if self._state_file is not None and self._state_file.exists():
+            self._load_state(self._state_file)
 
     # -- lifecycle -------------------------------------------------------------------------
 
@@ -268,11 +280,13 @@ class TuyaSandbox:
             if lock.device_id in self._locks:
                 raise ValueError(f"lock {lock.device_id} is already in the sandbox")
             self._locks[lock.device_id] = _LockState(seed=lock, online=lock.online)
+            self._persist()
 
     def remove_lock(self, device_id: str) -> None:
         with self._state:
             self._lock_state(device_id)
             del self._locks[device_id]
+            self._persist()
 
     def set_online(self, device_id: str, online: bool) -> None:
         """Coming online delivers what waited: phase 1 -> 2 (on the lock), phase 3 -> 0 (deleted)."""
@@ -285,6 +299,7 @@ class TuyaSandbox:
                         state.pins[pid] = replace(pin, phase=2)
                     elif pin.phase == 3:
                         state.pins[pid] = replace(pin, phase=0)
+            self._persist()
 
     def is_online(self, device_id: str) -> bool:
         with self._state:
@@ -298,12 +313,13 @@ class TuyaSandbox:
             state = self._lock_state(device_id)
             if not (pin.isascii() and pin.isdigit() and len(pin) == state.seed.pin_length):
                 raise ValueError(f"a PIN on this lock is exactly {state.seed.pin_length} digits")
-            password_id = next(self._password_ids)
+            password_id = self._new_password_id()
             state.pins[password_id] = SandboxPin(
                 password_id=str(password_id), name=name, digits=pin,
                 effective=effective.astimezone(timezone.utc), invalid=invalid.astimezone(timezone.utc),
                 phase=2 if state.online else 1, foreign=True,
             )
+            self._persist()
             return str(password_id)
 
     def set_storage_limit(self, device_id: str, limit: int) -> None:
@@ -311,6 +327,7 @@ class TuyaSandbox:
             raise ValueError("a storage limit is >= 0")
         with self._state:
             self._lock_state(device_id).storage_limit = limit
+            self._persist()
 
     # -- the lock's own truth --------------------------------------------------------------
 
@@ -385,6 +402,8 @@ class TuyaSandbox:
             payload = _parse_json_body(body) if body else None
             with self._state:
                 result = handler(params, dict(query_pairs), payload)
+                if method != "GET":
+                    self._persist()
         except _CloudError as error:
             return _fail(error.code, error.msg)
         except Exception as bug:  # a sandbox bug must show up as one, not as a dropped connection
@@ -549,7 +568,7 @@ class TuyaSandbox:
         limit = self._max_pins if state.storage_limit is None else state.storage_limit
         if len(live) >= limit:
             raise _CloudError(PASSWORD_STORAGE_FULL, f"password storage full: the lock holds {limit} PINs")
-        password_id = next(self._password_ids)
+        password_id = self._new_password_id()
         state.pins[password_id] = SandboxPin(
             password_id=str(password_id), name=name, digits=digits, effective=effective, invalid=invalid,
             phase=2 if state.online else 1, time_zone=time_zone or None, single_use=use_type == 1,
@@ -582,6 +601,54 @@ class TuyaSandbox:
             new_phase = 3
         state.pins[int(pin.password_id)] = replace(pin, phase=new_phase)
         return True
+
+    # -- persistence -----------------------------------------------------------------------
+
+    def _persist(self) -> None:
+        """Write the locks' state (called under self._state after every change)."""
+        if self._state_file is None:
+            return
+        document = {
+            "version": 1,
+            "next_password_id": self._next_password_id,
+            "locks": [
+                {
+                    "seed": dataclasses.asdict(state.seed), "online": state.online,
+                    "storage_limit": state.storage_limit, "created_at": state.created_at,
+                    "pins": [_pin_record(pin) for _, pin in sorted(state.pins.items())],
+                }
+                for _, state in sorted(self._locks.items())
+            ],
+        }
+        self._state_file.parent.mkdir(parents=True, exist_ok=True)
+        temporary = self._state_file.with_name(self._state_file.name + ".tmp")
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            json.dump(document, handle)
+        os.replace(temporary, self._state_file)
+
+    def _new_password_id(self) -> int:
+        value = self._next_password_id
+        self._next_password_id += 1
+        return value
+
+    def _load_state(self, path: Path) -> None:
+        """Restore a saved state over the seed: the seed's lock definitions win, the saved state keeps
+        each lock's online flag, limit and PINs; locks added at run time come back too."""
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+            seed_fields = {f.name for f in dataclasses.fields(SeedLock)}
+            for saved in document["locks"]:
+                seed = SeedLock(**{k: v for k, v in saved["seed"].items() if k in seed_fields})
+                state = self._locks.setdefault(seed.device_id, _LockState(seed=seed, online=seed.online))
+                state.online = bool(saved["online"])
+                state.storage_limit = saved.get("storage_limit")
+                state.created_at = int(saved.get("created_at", state.created_at))
+                state.pins = {int(record["password_id"]): _pin_from_record(record) for record in saved["pins"]}
+            self._next_password_id = int(document["next_password_id"])
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise ValueError(f"Tuya sandbox state file {path} is unreadable ({type(exc).__name__}): "
+                             "delete it to start the sandbox locks afresh") from None
 
     # -- helpers ---------------------------------------------------------------------------
 
@@ -672,6 +739,17 @@ def _pin_json(pin: SandboxPin) -> dict:
         "effective_time": int(pin.effective.timestamp()), "invalid_time": int(pin.invalid.timestamp()),
         "time_zone": pin.time_zone or "", "phone": "",
     }
+
+
+def _pin_record(pin: SandboxPin) -> dict:
+    record = dataclasses.asdict(pin)
+    record["effective"], record["invalid"] = pin.effective.isoformat(), pin.invalid.isoformat()
+    return record
+
+
+def _pin_from_record(record: dict) -> SandboxPin:
+    return SandboxPin(**{**record, "effective": datetime.fromisoformat(record["effective"]),
+                         "invalid": datetime.fromisoformat(record["invalid"])})
 
 
 def _require_aware(instant: datetime) -> None:

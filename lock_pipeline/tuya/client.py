@@ -517,25 +517,29 @@ def _mask(value: str) -> str:
 def _tls_verification(verify: bool | str) -> bool | ssl.SSLContext:
     """What httpx should trust.
 
-    An explicit CA bundle path wins; with ``verify=True`` the usual environment variables are
-    honoured in order SSL_CERT_FILE, SSL_CERT_DIR (as httpx does) and REQUESTS_CA_BUNDLE
-    (which httpx ignores, but deployments set for requests-based tools), then certifi.
+    An explicit CA bundle path wins alone. With ``verify=True`` every bundle the usual
+    environment variables name is trusted together: SSL_CERT_FILE and SSL_CERT_DIR (which httpx
+    reads) and REQUESTS_CA_BUNDLE (which httpx ignores, but deployments and the embedded sandbox
+    set for a private CA). Together, not first-match: a host-wide SSL_CERT_FILE must not hide
+    the private CA. With none set, httpx's default (certifi).
     """
     if verify is False:
         return False
     if isinstance(verify, str):
-        return _context_from(verify, "verify")
-    for variable in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE"):
-        location = os.environ.get(variable)
-        if location:
-            return _context_from(location, variable)
-    return True
+        return _context_from([(verify, "verify")])
+    named = [(os.environ[v], v) for v in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE") if os.environ.get(v)]
+    return _context_from(named) if named else True
 
 
-def _context_from(location: str, source: str) -> ssl.SSLContext:
-    try:
-        if os.path.isdir(location):
-            return ssl.create_default_context(capath=location)
-        return ssl.create_default_context(cafile=location)
-    except (OSError, ssl.SSLError) as exc:
-        raise ValueError(f"{source}={location!r} is not a readable CA bundle: {exc}") from None
+def _context_from(locations: list[tuple[str, str]]) -> ssl.SSLContext:
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies certificates and host names
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    for location, source in locations:
+        try:
+            if os.path.isdir(location):
+                context.load_verify_locations(capath=location)
+            else:
+                context.load_verify_locations(cafile=location)
+        except (OSError, ssl.SSLError) as exc:
+            raise ValueError(f"{source}={location!r} is not a readable CA bundle: {exc}") from None
+    return context

@@ -1,0 +1,200 @@
+"""The PIN life cycle end to end: real sensor and jobs, real Postgres, sandbox Stays and Tuya,
+a controlled clock moved through a week. At every step the sandbox lock's own answer to
+"would this PIN open this door now?" must agree with the stay calendar."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+
+import pytest
+from sqlalchemy import text
+
+from lock_pipeline_tests.harness import Harness, World, local
+
+D0 = date(2026, 11, 24)  # Tuesday
+
+
+@pytest.fixture
+def world():
+    return World()
+
+
+@pytest.fixture
+def harness(database_url, world, tmp_path, request):
+    start = getattr(request, "param", None) or local(D0 - timedelta(days=1), 9)
+    made = []
+
+    def make(start_at=start):
+        h = Harness(database_url, world, tmp_path, start_at)
+        made.append(h)
+        return h
+
+    yield make
+    for h in made:
+        h.close()
+
+
+def test_a_week_on_one_lock_with_same_day_turnover_cancellations_and_changes(world, harness):
+    l1, k1 = world.listing(1, "Vila Mariana 11")
+    l2, k2 = world.listing(2, "Bela Vista 22")
+    l3, k3 = world.listing(3, "Perdizes 33")
+    first = world.stay("TURN1", l1, D0, D0 + timedelta(days=2), guest="Ana Lima")
+    world.stay("TURN2", l1, D0 + timedelta(days=2), D0 + timedelta(days=4), guest="João Souza")
+    never = world.stay("CANC1", l2, D0 + timedelta(days=1), D0 + timedelta(days=3))
+    later = world.stay("CANC2", l2, D0 + timedelta(days=4), D0 + timedelta(days=6))
+    early = world.stay("EARLY", l3, D0, D0 + timedelta(days=5))
+    h = harness()
+
+    h.step(local(D0 - timedelta(days=1), 9))  # Monday 09:00: programming horizon is 48 h
+    assert h.state_of("TURN1") in ("active",)
+    assert h.state_of("TURN2") == "scheduled"  # access opens Thu 13:00, beyond 48 h
+    h.stays.cancel_reservation(never["_id"])  # cancelled before its PIN exists
+    h.step(local(D0 - timedelta(days=1), 18))
+    assert h.state_of("CANC1") == "cancelled" and h.pins_of("CANC1") == []
+
+    h.step(local(D0, 13, 30))  # Tue 13:30: TURN1's access is open
+    assert h.opens("TURN1", k1) and h.opens("EARLY", k3)
+
+    h.step(local(D0 + timedelta(days=1), 10))  # Wed: early check-out moved from Sun to Thu
+    h.stays.modify_reservation(early["_id"], checkOutDate=(D0 + timedelta(days=2)).isoformat())
+    h.step(local(D0 + timedelta(days=1), 10, 30))
+    assert h.opens("EARLY", k3)  # the guest is never without a working PIN
+    assert not h.opens("EARLY", k3, at=local(D0 + timedelta(days=3), 9))  # but not past the new check-out
+
+    h.step(local(D0 + timedelta(days=2), 10))  # Thu 10:00: same-day turnover on lock 1
+    assert h.opens("TURN1", k1) and not h.opens("TURN2", k1)
+    h.step(local(D0 + timedelta(days=2), 11, 1))  # TURN1 checked out at 11:00
+    assert not h.opens("TURN1", k1)
+    h.step(local(D0 + timedelta(days=2), 13, 1))  # TURN2's access opens at 13:00
+    assert h.opens("TURN2", k1)
+
+    h.step(local(D0 + timedelta(days=2), 16))  # CANC2 (Sat arrival) got its PIN; then it is cancelled
+    assert h.state_of("CANC2") == "active"
+    h.stays.cancel_reservation(later["_id"])
+    h.step(local(D0 + timedelta(days=2), 16, 30))
+    assert h.state_of("CANC2") == "revoked"
+    assert not h.opens("CANC2", k2, at=local(D0 + timedelta(days=4), 16))  # the lock will not let them in on Saturday
+
+    with h.engine.connect() as conn:
+        per_stay = dict(conn.execute(text("""
+            SELECT r.code, count(*) FROM pipeline.access_codes c JOIN pipeline.reservations r USING (reservation_id)
+            GROUP BY r.code""")).all())
+    assert per_stay["TURN1"] == 1 and per_stay["TURN2"] == 1 and per_stay["CANC2"] == 1
+    assert per_stay["EARLY"] == 2  # reissued once for the shortened window
+
+
+def test_extended_and_moved_stays_and_a_remap(world, harness):
+    l1, k1 = world.listing(1, "Pinheiros 41")
+    l2, k2 = world.listing(2, "Moema 52")
+    extended = world.stay("LONGR", l1, D0, D0 + timedelta(days=2))
+    moved = world.stay("MOVED", l2, D0 + timedelta(days=1), D0 + timedelta(days=3))
+    h = harness()
+    h.step(local(D0, 14))
+    assert h.opens("LONGR", k1) and h.state_of("MOVED") == "active"
+
+    h.stays.modify_reservation(extended["_id"], checkOutDate=(D0 + timedelta(days=4)).isoformat())
+    h.stays.modify_reservation(moved["_id"], checkInDate=(D0 + timedelta(days=10)).isoformat(),
+                               checkOutDate=(D0 + timedelta(days=12)).isoformat())
+    h.step(local(D0 + timedelta(days=1), 9))
+    assert h.opens("LONGR", k1, at=local(D0 + timedelta(days=3), 12))  # valid for the extra nights
+    assert h.state_of("MOVED") == "scheduled"  # old window revoked, new one not due yet
+    assert not h.opens("MOVED", k2, at=local(D0 + timedelta(days=1), 16))
+
+    # The admin moves listing 1 to a new lock while the guest is in.
+    from lock_pipeline.sandbox.seed import SeedLock
+
+    new_lock = SeedLock(device_id="ebnewlock000000000001", name="Fechadura nova Pinheiros 41")
+    h.tuya.add_lock(new_lock)
+    h.sync()
+    from lock_pipeline.mapping import store
+
+    with h.engine.begin() as conn:
+        store.set_mapping(conn, l1_code(h, l1), new_lock.device_id, "test-admin", h.now)
+    h.step(local(D0 + timedelta(days=1), 9, 30))
+    assert h.opens("LONGR", new_lock.device_id) and not h.opens("LONGR", k1)
+    with h.engine.connect() as conn:
+        events = conn.execute(text("SELECT action FROM pipeline.lock_mapping_events WHERE listing_id = :l"), {"l": l1}).scalars().all()
+    assert "remap" in events
+
+
+def l1_code(h: Harness, listing_id: str) -> str:
+    with h.engine.connect() as conn:
+        return conn.execute(text("SELECT short_code FROM pipeline.listings WHERE listing_id = :l"), {"l": listing_id}).scalar()
+
+
+def test_an_offline_lock_gets_the_pin_when_it_wakes_and_is_flagged_until_then(world, harness):
+    l1, k1 = world.listing(1, "Jardins 61", online=False)
+    world.stay("SLEEP", l1, D0 + timedelta(days=1), D0 + timedelta(days=3))
+    h = harness()
+    h.step(local(D0, 9))  # programmed 30 h ahead; the lock is offline
+    assert h.state_of("SLEEP") == "pending_on_lock"
+    h.step(local(D0 + timedelta(days=1), 6))  # 9 h before access opens: a person is told
+    with h.engine.begin() as conn:
+        conn.execute(text("SET LOCAL lock_pipeline.now = :n"), {"n": h.now.isoformat()})
+        issues = conn.execute(text("SELECT issue, reservation_code FROM admin.attention")).all()
+    assert ("pin_not_on_lock_yet", "SLEEP") in [tuple(i) for i in issues]
+    assert ("lock_offline_arrival_soon", "SLEEP") in [tuple(i) for i in issues]
+    h.tuya.set_online(k1, True)  # comes online an hour before arrival
+    h.step(local(D0 + timedelta(days=1), 14))
+    assert h.state_of("SLEEP") == "active" and h.opens("SLEEP", k1)
+
+
+def test_a_throttled_cloud_still_gets_every_pin_exactly_once(world, harness):
+    listings = [world.listing(i, f"Centro {i}") for i in range(1, 4)]
+    for i, (listing_id, _device) in enumerate(listings):
+        world.stay(f"THR0{i}", listing_id, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    h.tuya.inject("throttle", count=4)
+    h.settle()
+    h.assert_truth()
+    for i, (_listing, device) in enumerate(listings):
+        assert h.state_of(f"THR0{i}") == "active"
+        assert len([p for p in h.tuya.pins(device) if p.phase in (1, 2)]) == 1
+
+
+def test_a_run_killed_between_tuya_and_the_commit_adopts_its_pin(world, harness, monkeypatch):
+    l1, k1 = world.listing(1, "Consolação 71")
+    world.stay("KILLD", l1, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    from lock_pipeline.access import executor as executor_module
+
+    real_program = executor_module.AccessExecutor._program
+
+    def program_then_die(self, *args, **kwargs):
+        real_program(self, *args, **kwargs)  # the PIN now exists on the lock...
+        raise SystemExit("process killed")  # ...and the process dies before the commit
+
+    monkeypatch.setattr(executor_module.AccessExecutor, "_program", program_then_die)
+    [killed] = h.tick()
+    assert not killed.success
+    monkeypatch.setattr(executor_module.AccessExecutor, "_program", real_program)
+    assert h.state_of("KILLD") == "programming"
+    assert len(h.tuya.pins(k1)) == 1
+
+    h.move_to(local(D0, 9, 11))  # the stale programming row is picked up again
+    h.settle()
+    assert h.state_of("KILLD") == "active"
+    assert len(h.tuya.pins(k1)) == 1  # adopted, not created twice
+    assert h.opens("KILLD", k1, at=local(D0, 14))
+
+
+def test_a_repeated_tick_never_doubles_a_run(world, harness):
+    l1, _k1 = world.listing(1, "Liberdade 81")
+    world.stay("TWICE", l1, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    from dagster import build_sensor_context
+
+    from lock_pipeline.orchestration.access_sensors import pin_actions_sensor
+
+    resources = {key: h.defs.resources[key] for key in ("postgres", "clock", "pipeline_config")}
+    first = pin_actions_sensor(build_sensor_context(instance=h.instance, cursor=None, resources=resources))
+    again = pin_actions_sensor(build_sensor_context(instance=h.instance, cursor=None, resources=resources))
+    assert [r.run_key for r in first] == [r.run_key for r in again]  # same key: Dagster launches it once
+    assert first[0].tags["lock_pipeline/stay"] == "TWICE"
+    assert first[0].run_key.startswith("generate:TWICE:")
