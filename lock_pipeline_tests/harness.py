@@ -55,7 +55,8 @@ class World:
 
 
 class Harness:
-    def __init__(self, database_url: str, world: World, tmp_path: Path, start: datetime) -> None:
+    def __init__(self, database_url: str, world: World, tmp_path: Path, start: datetime,
+                 instance: DagsterInstance | None = None) -> None:
         self.clock = FileClock(tmp_path / "clock")
         self.clock.set(start)
         self.stays = StaysSandbox(world.seed).start()
@@ -63,7 +64,7 @@ class Harness:
         self.defs = build_test_definitions(database_url, stays=self.stays, tuya=self.tuya,
                                            extra={"clock": ClockResource(clock_file=str(self.clock.path))})
         self.engine = engine_for(database_url)
-        self.instance = DagsterInstance.ephemeral()
+        self.instance = instance or DagsterInstance.ephemeral()
         self.cursor: str | None = None
         self.vault = PinVault(TEST_PIN_KEY)
         self.runs: list = []

@@ -198,3 +198,40 @@ def test_a_repeated_tick_never_doubles_a_run(world, harness):
     assert [r.run_key for r in first] == [r.run_key for r in again]  # same key: Dagster launches it once
     assert first[0].tags["lock_pipeline/stay"] == "TWICE"
     assert first[0].run_key.startswith("generate:TWICE:")
+
+
+def _check(result, name):
+    return next(e for e in result.get_asset_check_evaluations() if e.check_name == name)
+
+
+def test_the_audit_revokes_orphans_leaves_foreign_pins_and_names_violations(world, harness):
+    l1, k1 = world.listing(1, "Aclimação 91")
+    world.stay("AUDIT", l1, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.step(local(D0, 9))
+    owner = h.tuya.add_foreign_pin(k1, "5820731", "Dono", local(D0 - timedelta(days=300), 0), local(D0 + timedelta(days=300), 0))
+    orphan = h.tuya.add_foreign_pin(k1, "6091847", "LP ZZZZZ Ghost", local(D0, 0), local(D0 + timedelta(days=3), 0))
+    result = h.sync()
+    assert _check(result, "no_pin_valid_outside_its_stay").passed
+    assert [p.password_id for p in h.tuya.pins(k1) if p.phase == 2 and p.password_id == orphan] == []  # orphan revoked
+    assert any(p.password_id == owner and p.phase == 2 for p in h.tuya.pins(k1))  # the owner's code untouched
+    assert h.opens("AUDIT", k1, at=local(D0, 14))
+
+    # Someone marks the code revoked in the database by hand: the lock still holds it.
+    with h.engine.begin() as conn:
+        conn.execute(text("UPDATE pipeline.access_codes SET state = 'revoked'"))
+    result = h.sync()
+    violation = _check(result, "no_pin_valid_outside_its_stay")
+    assert not violation.passed
+    assert violation.metadata["offending_rows"].value[0]["reservation_code"] == "AUDIT"
+
+
+def test_every_stay_in_its_window_needs_an_active_pin(world, harness):
+    l1, k1 = world.listing(1, "Butantã 95", online=False)
+    world.stay("NOPIN", l1, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.step(local(D0, 14))  # window open, lock offline: PIN waits at phase 1
+    result = h.sync()
+    missing = _check(result, "every_stay_in_its_window_has_an_active_pin")
+    assert not missing.passed
+    assert missing.metadata["offending_rows"].value == [{"reservation_code": "NOPIN", "lock_id": k1, "code_states": "pending_on_lock"}]

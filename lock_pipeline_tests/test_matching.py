@@ -294,7 +294,7 @@ def test_a_runner_up_below_min_score_still_counts_against_the_margin():
 
 def test_empty_inputs():
     """No locks, no listings, blank names: no crash and nothing suggested."""
-    assert suggest_mappings([], [lock("D", "Ipanema 304")]) == []
+    assert suggest_mappings([], [lock("D", "Ipanema 304"), lock("E", "Fechadura Ipanema")]) == []
     [s] = suggest_mappings([listing("L", "Ipanema 304")], [])
     assert s == Suggestion("L", None, 0.0, None, None, False)
     [s] = suggest_mappings([listing("L", "", "")], [lock("D", "Ipanema 304"), lock("E", "")])

@@ -32,9 +32,10 @@ The score
 Assignment and auto-confirm
 ---------------------------
 Pairs are taken greedily, best score first. Equal scores are common (a subset scores 100),
-so ties go to the closer wording first: the best ``token_sort_ratio`` over the listing's
-names ("Cabana Centro" is closer to "Cabana Centro" than to "Cabana Pequena Centro", which
-token_set_ratio scores 100 both ways); then by listing id and device id, so the result
+so ties go to the closer wording first: the best ``ratio`` of the sorted distinct words
+(token_sort_ratio without repeats) over the listing's names ("Cabana Centro" is closer to
+"Cabana Centro" than to "Cabana Pequena Centro", which token_set_ratio scores 100 both
+ways); then by listing id and device id, so the result
 does not depend on input order; a lock goes to at most one listing. A suggestion is
 auto-confirmed only when its score reaches ``auto_confirm_score`` and it beats, by at least
 ``min_margin``, both the listing's runner-up lock *and* the best other listing that the
@@ -45,13 +46,16 @@ min_margin)`` are discarded: they can neither be suggested nor change an auto-co
 Speed
 -----
 5,000 x 5,000 (three names per listing: 75 M pairs) cannot go through ``token_set_ratio``
-one pair at a time. Locks with unit numbers are only compared with the listings that carry
-all their numbers (an inverted index on number tokens). Locks without numbers are compared
-with every name in bulk: pairs that share no word get ``ratio`` of the sorted word sets
-(exactly what ``token_set_ratio`` returns when the intersection is empty, at ~1/50 of the
-cost, via ``process.cdist``); pairs that share a word get a length-only upper bound of
-``token_set_ratio`` first, and only those that can reach the floor are scored exactly
-(``process.cpdist``).
+one pair at a time (~1.5 us each). Locks with unit numbers are only paired with the
+listings that carry all their numbers (an inverted index on number tokens, one set
+intersection per distinct set of lock numbers). Locks without numbers are paired with every
+name, in memory-bounded blocks. Either way, no pair pays for ``token_set_ratio`` unless it
+has to: a pair that shares no word gets ``ratio`` of the sorted distinct words (exactly
+what ``token_set_ratio`` returns when the intersection is empty, and far cheaper; via
+``process.cdist``/``cpdist``); a pair that shares words (found with a vectorised
+membership test on word ids) gets a length-only upper bound of ``token_set_ratio``, and
+only pairs whose bound reaches the floor are scored exactly (``process.cpdist``).
+Greedy assignment is one Python pass over the candidates that reach the floor.
 """
 
 from __future__ import annotations
@@ -502,7 +506,7 @@ def suggest_mappings(
     Listing ids and device ids are expected to be unique.
     """
     floor = min(100.0, max(0.0, min(min_score, auto_confirm_score - min_margin)))
-    if not locks:
+    if not locks or not listings:
         return [Suggestion(x.listing_id, None, 0.0, None, None, False) for x in listings]
     analysed = [_analyse(lock.name or "") for lock in locks]
     lock_units = [units for _, units in analysed]

@@ -12,6 +12,7 @@ from lock_pipeline.orchestration.resources import (
     PinVaultResource,
     TuyaResource,
 )
+from lock_pipeline.orchestration.access_assets import lock_pin_audit
 from lock_pipeline.orchestration.access_jobs import pin_actions_job, reprocess_stay_job
 from lock_pipeline.orchestration.access_sensors import pin_actions_sensor, record_failed_runs
 from lock_pipeline.orchestration.lock_assets import (
@@ -24,7 +25,7 @@ from lock_pipeline.orchestration.schedules import build_sync_schedule
 from lock_pipeline.orchestration.stays_assets import build_stays_assets
 from lock_pipeline.settings import Settings, SettingsError
 
-SYNC_GROUPS = ("stays", "locks")
+SYNC_GROUPS = ("stays", "locks", "access")
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -87,7 +88,7 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
         tags={"lock_pipeline/kind": "sync"},
     )
     return Definitions(
-        assets=[*stays_assets, tuya_locks, accommodation_lock_mappings],
+        assets=[*stays_assets, tuya_locks, accommodation_lock_mappings, lock_pin_audit],
         asset_checks=[*MAPPING_CHECKS],
         jobs=[sync_job, mapping_decision_job, pin_actions_job, reprocess_stay_job],
         sensors=[pin_actions_sensor, record_failed_runs],
