@@ -7,8 +7,10 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack, contextmanager
 
 from lock_pipeline.settings import PROJECT_ROOT, SettingsError, load_settings
 
@@ -41,7 +43,102 @@ def _parser() -> argparse.ArgumentParser:
 
     key = commands.add_parser("new-pin-key", help="print a new LOCK_PIPELINE_PIN_KEY")
     key.set_defaults(handler=_new_pin_key)
+
+    reprocess = commands.add_parser("reprocess", help="restart a stay's PIN work now (failed codes get a fresh retry budget)")
+    reprocess.add_argument("code", help="the stay's code, e.g. EV23J")
+    reprocess.add_argument("--by", default=os.environ.get("USER", "cli"), help="who asked, for the audit trail")
+    reprocess.set_defaults(handler=_reprocess)
+
+    pin = commands.add_parser("pin", help="operator access to one PIN")
+    pin_commands = pin.add_subparsers(dest="pin_command", required=True)
+    show = pin_commands.add_parser("show", help="reveal a stay's current PIN (the reveal is recorded)")
+    show.add_argument("code", help="the stay's code, e.g. EV23J")
+    show.add_argument("--by", default=os.environ.get("USER", "cli"), help="who looked, for the audit trail")
+    show.add_argument("--reason", default=None, help="why (e.g. guest called from the door)")
+    show.set_defaults(handler=_pin_show)
+
+    mapping = commands.add_parser("mapping", help="confirm, reject, set or unmap a listing's lock")
+    mapping.add_argument("action", choices=["confirm", "reject", "set", "unmap"])
+    mapping.add_argument("listing", help="the listing's code (see admin.lock_mappings) or Stays _id")
+    mapping.add_argument("lock_id", nargs="?", help="Tuya device id, for `set`")
+    mapping.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decided, for the audit trail")
+    mapping.set_defaults(handler=_mapping)
     return parser
+
+
+@contextmanager
+def _database():
+    """The pipeline database: the configured server, or the embedded one (attached or started)."""
+    from lock_pipeline.runtime import open_database
+    from lock_pipeline.storage.database import engine_for
+    from lock_pipeline.storage.migrations import check_schema
+
+    settings = load_settings()
+    with ExitStack() as stack:
+        engine = engine_for(open_database(settings, stack))
+        check_schema(engine)
+        yield settings, engine
+
+
+def _reprocess(args: argparse.Namespace) -> int:
+    """Make the stay's PIN work due now; the running sensor launches it within 30 s (an audited run)."""
+    from lock_pipeline.access import store as access_store
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.orchestration.access_jobs import reset_for_reprocess
+
+    with _database() as (_settings, engine), engine.begin() as conn:
+        reservation_id = access_store.find_stay_by_code(conn, args.code)
+        if reservation_id is None:
+            print(f"no stay with code {args.code!r}: see admin.reservations for the codes", file=sys.stderr)
+            return 1
+        now = clock_from_environment().now()
+        reset = reset_for_reprocess(conn, reservation_id, now, None)
+        access_store.record_event(conn, code_id=None, reservation_id=reservation_id, device_id="-", action="reprocess",
+                                  outcome="requested", run_id=None, at=now, detail=f"by {args.by} from the command line")
+    print(f"{args.code}: {reset} code(s) reset; the access sensor launches the work within 30 s "
+          f"(Dagster UI, Runs, tag lock_pipeline/stay={args.code.upper()})")
+    return 0
+
+
+def _pin_show(args: argparse.Namespace) -> int:
+    from sqlalchemy import text
+
+    from lock_pipeline.access.pins import PinVault
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.runtime import pin_key
+
+    with _database() as (settings, engine), engine.begin() as conn:
+        row = conn.execute(text("""
+            SELECT c.code_id, c.reservation_id, c.pin_ciphertext, c.state, r.code
+            FROM pipeline.current_access_codes c JOIN pipeline.reservations r USING (reservation_id)
+            WHERE upper(r.code) = upper(:code)
+        """), {"code": args.code.strip()}).one_or_none()
+        if row is None or row.pin_ciphertext is None:
+            print(f"no PIN for stay {args.code!r} (see admin.reservations for its access_state)", file=sys.stderr)
+            return 1
+        pin = PinVault(pin_key(settings)).decrypt(row.pin_ciphertext)
+        conn.execute(text("""
+            INSERT INTO pipeline.pin_reveals (code_id, reservation_id, revealed_by, reason, at)
+            VALUES (:c, :r, :by, :reason, :at)
+        """), {"c": row.code_id, "r": row.reservation_id, "by": args.by, "reason": args.reason,
+               "at": clock_from_environment().now()})
+    print(f"{row.code}: {pin}  ({row.state}; this reveal is recorded)")
+    return 0
+
+
+def _mapping(args: argparse.Namespace) -> int:
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.mapping.store import MappingError
+    from lock_pipeline.orchestration.lock_assets import MappingDecision, apply_decision
+
+    try:
+        decision = MappingDecision(action=args.action, listing=args.listing, lock_id=args.lock_id, decided_by=args.by)
+        with _database() as (_settings, engine), engine.begin() as conn:
+            print(apply_decision(conn, decision, clock_from_environment().now()))
+    except (MappingError, ValueError) as error:
+        print(f"mapping not changed: {error}", file=sys.stderr)
+        return 1
+    return 0
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -59,12 +156,45 @@ def _up(args: argparse.Namespace) -> int:
         dagster = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port),
              "-w", str(PROJECT_ROOT / "workspace.yaml")],
-            env=env, cwd=str(PROJECT_ROOT), start_new_session=True,
+            env=env, cwd=env["DAGSTER_HOME"], start_new_session=True,
         )
         _forward_stop_signals(dagster)
+        threading.Thread(target=_first_sync, args=(args.host, args.port, settings), daemon=True).start()
         return dagster.wait()
     finally:
         runtime.close()
+
+
+def _first_sync(host: str, port: int, settings) -> None:
+    """Launch one sync as soon as the UI answers, so a fresh start has data before the first half hour."""
+    import urllib.request
+
+    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
+    from dagster_graphql import DagsterGraphQLClient
+
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.orchestration.partitions import months_covering
+
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"http://{host}:{port}/server_info", timeout=2):
+                break
+        except OSError:
+            time.sleep(2)
+    else:
+        return
+    months = months_covering(clock_from_environment().now(), settings.timezone, settings.sync_days_back,
+                             settings.sync_days_ahead)
+    for _attempt in range(30):  # the code location may still be loading
+        try:
+            run_id = DagsterGraphQLClient(host, port_number=port).submit_job_execution(
+                "sync_job", tags={ASSET_PARTITION_RANGE_START_TAG: months.start, ASSET_PARTITION_RANGE_END_TAG: months.end,
+                                  "lock_pipeline/trigger": "start"})
+            print(f"  first sync launched: run {run_id}", flush=True)
+            return
+        except Exception:  # noqa: BLE001 - retried until the location is up; the schedule covers a miss
+            time.sleep(3)
 
 
 def _forward_stop_signals(child: subprocess.Popen) -> None:
@@ -84,8 +214,6 @@ def _forward_stop_signals(child: subprocess.Popen) -> None:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from contextlib import ExitStack
-
     from lock_pipeline.runtime import open_database
     from lock_pipeline.storage.database import engine_for
     from lock_pipeline.storage.migrations import apply_migrations

