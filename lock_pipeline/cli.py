@@ -41,6 +41,9 @@ def _parser() -> argparse.ArgumentParser:
     migrate = commands.add_parser("migrate", help="apply the schema files in sql/ and exit")
     migrate.set_defaults(handler=_migrate)
 
+    db_url = commands.add_parser("db-url", help="print the pipeline database's URL (for psql or a BI tool)")
+    db_url.set_defaults(handler=_db_url)
+
     key = commands.add_parser("new-pin-key", help="print a new LOCK_PIPELINE_PIN_KEY")
     key.set_defaults(handler=_new_pin_key)
 
@@ -222,6 +225,20 @@ def _migrate(_args: argparse.Namespace) -> int:
     with ExitStack() as stack:
         applied = apply_migrations(engine_for(open_database(settings, stack)))
     print(f"applied {applied}" if applied else "schema already up to date")
+    return 0
+
+
+def _db_url(_args: argparse.Namespace) -> int:
+    settings = load_settings()
+    if settings.database_url:
+        print(settings.database_url)
+        return 0
+    from lock_pipeline.storage.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(settings.home)
+    url = server.start()
+    server.detach()  # leave a running server running (and do not start one that stops at once)
+    print(url.replace("postgresql+psycopg2://", "postgresql://"))
     return 0
 
 

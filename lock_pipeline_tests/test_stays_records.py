@@ -47,7 +47,7 @@ def test_every_seed_record_parses() -> None:
     listings = [parse_listing(raw) for raw in seed.listings]
     reservations = [parse_reservation(raw) for raw in seed.reservations]
 
-    assert len(listings) == len(seed.listings) == 12
+    assert len(listings) == len(seed.listings) >= 12
     assert len(reservations) == len(seed.reservations) > 100
     assert {r.listing_id for r in reservations} <= {l.listing_id for l in listings}
     assert {r.kind for r in reservations} == {"guest", "block"}

@@ -45,6 +45,17 @@ class EmbeddedPostgres:
             self._server.cleanup()
             self._server = None
 
+    def detach(self) -> None:
+        """Stop using the server without stopping it (for short-lived commands)."""
+        if self._server is not None:
+            import os
+
+            self._server.global_process_id_list.get_and_remove(os.getpid())
+            import atexit
+
+            atexit.unregister(self._server._cleanup)
+            self._server = None
+
     def _forget_dead_handles(self) -> None:
         """The wheel stops the server when its last user exits; a user that was killed never
         deregisters, which would keep the server running forever. Drop the dead ones."""
