@@ -38,7 +38,7 @@ def test_a_week_on_one_lock_with_same_day_turnover_cancellations_and_changes(wor
     l1, k1 = world.listing(1, "Vila Mariana 11")
     l2, k2 = world.listing(2, "Bela Vista 22")
     l3, k3 = world.listing(3, "Perdizes 33")
-    first = world.stay("TURN1", l1, D0, D0 + timedelta(days=2), guest="Ana Lima")
+    world.stay("TURN1", l1, D0, D0 + timedelta(days=2), guest="Ana Lima")
     world.stay("TURN2", l1, D0 + timedelta(days=2), D0 + timedelta(days=4), guest="João Souza")
     never = world.stay("CANC1", l2, D0 + timedelta(days=1), D0 + timedelta(days=3))
     later = world.stay("CANC2", l2, D0 + timedelta(days=4), D0 + timedelta(days=6))

@@ -101,8 +101,7 @@ def resolve_listing(conn: Connection, listing: str) -> str:
 def confirm(conn: Connection, listing: str, actor: str, now: datetime, run_id: str | None = None) -> str:
     """Confirm the current suggestion for a listing; returns the lock's device id."""
     listing_id = resolve_listing(conn, listing)
-    row = conn.execute(text("SELECT device_id, status FROM pipeline.lock_mappings WHERE listing_id = :l FOR UPDATE"),
-                       {"l": listing_id}).one_or_none()
+    row = _current_mapping(conn, listing_id)
     if row is None or row.device_id is None:
         raise MappingError(f"listing {listing!r} has no suggested lock to confirm: set one with `set {listing} LOCK_ID`")
     if row.status == "confirmed":
@@ -123,8 +122,7 @@ def set_mapping(conn: Connection, listing: str, device_id: str, actor: str, now:
     ), {"d": device_id, "l": listing_id}).scalar()
     if holder is not None:
         raise MappingError(f"lock {device_id} is already confirmed for listing {holder}: unmap it there first")
-    before = conn.execute(text("SELECT device_id, status FROM pipeline.lock_mappings WHERE listing_id = :l FOR UPDATE"),
-                          {"l": listing_id}).one_or_none()
+    before = _current_mapping(conn, listing_id)
     old_device = before.device_id if before is not None and before.status == "confirmed" else None
     conn.execute(text("""
         INSERT INTO pipeline.lock_mappings (listing_id, device_id, status, source, decided_by, decided_at, updated_at)
@@ -140,8 +138,7 @@ def set_mapping(conn: Connection, listing: str, device_id: str, actor: str, now:
 def reject(conn: Connection, listing: str, actor: str, now: datetime, run_id: str | None = None) -> str:
     """Reject the suggested lock: it is never suggested for this listing again."""
     listing_id = resolve_listing(conn, listing)
-    row = conn.execute(text("SELECT device_id, status FROM pipeline.lock_mappings WHERE listing_id = :l FOR UPDATE"),
-                       {"l": listing_id}).one_or_none()
+    row = _current_mapping(conn, listing_id)
     if row is None or row.device_id is None:
         raise MappingError(f"listing {listing!r} has no suggested lock to reject")
     if row.status == "confirmed":
@@ -161,8 +158,7 @@ def reject(conn: Connection, listing: str, actor: str, now: datetime, run_id: st
 def unmap(conn: Connection, listing: str, actor: str, now: datetime, run_id: str | None = None) -> str | None:
     """Remove a listing's lock; the listing stays lock-less until an admin sets one."""
     listing_id = resolve_listing(conn, listing)
-    row = conn.execute(text("SELECT device_id, status FROM pipeline.lock_mappings WHERE listing_id = :l FOR UPDATE"),
-                       {"l": listing_id}).one_or_none()
+    row = _current_mapping(conn, listing_id)
     old_device = row.device_id if row is not None and row.status == "confirmed" else None
     conn.execute(text("""
         INSERT INTO pipeline.lock_mappings (listing_id, device_id, status, source, decided_by, decided_at, updated_at)
@@ -172,6 +168,12 @@ def unmap(conn: Connection, listing: str, actor: str, now: datetime, run_id: str
     """), {"l": listing_id, "actor": actor, "now": now})
     _record(conn, listing_id, old_device, None, "unmap", actor, run_id, now)
     return old_device
+
+
+def _current_mapping(conn: Connection, listing_id: str):
+    """The listing's mapping row, locked until the decision commits (two admins cannot race)."""
+    return conn.execute(text("SELECT device_id, status FROM pipeline.lock_mappings WHERE listing_id = :l FOR UPDATE"),
+                        {"l": listing_id}).one_or_none()
 
 
 def _record(conn: Connection, listing_id: str, old: str | None, new: str | None, action: str, actor: str,

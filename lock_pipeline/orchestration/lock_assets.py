@@ -1,7 +1,6 @@
 """Tuya locks and the 1:1 listing -> lock map, with the blocking checks that guard it."""
 
 from dagster import (
-    AssetCheckExecutionContext,
     AssetCheckResult,
     AssetCheckSeverity,
     AssetExecutionContext,
@@ -74,10 +73,7 @@ def accommodation_lock_mappings(context: AssetExecutionContext, postgres: Postgr
 def one_lock_per_listing_and_listing_per_lock(postgres: PostgresResource) -> AssetCheckResult:
     with postgres.engine.connect() as conn:
         offending = store.one_to_one_violations(conn)
-    return AssetCheckResult(
-        passed=not offending, severity=AssetCheckSeverity.ERROR,
-        metadata={"violations": len(offending), "offending_rows": MetadataValue.json(_jsonable(offending))},
-    )
+    return _failing_rows(offending, "violations")
 
 
 @asset_check(asset=accommodation_lock_mappings, blocking=True,
@@ -86,10 +82,7 @@ def one_lock_per_listing_and_listing_per_lock(postgres: PostgresResource) -> Ass
 def listings_with_arrivals_have_a_confirmed_lock(postgres: PostgresResource, clock: ClockResource) -> AssetCheckResult:
     with postgres.engine.connect() as conn:
         offending = store.listings_with_arrivals_but_no_lock(conn, clock.now(), ARRIVAL_HORIZON_DAYS)
-    return AssetCheckResult(
-        passed=not offending, severity=AssetCheckSeverity.ERROR,
-        metadata={"listings_without_lock": len(offending), "offending_rows": MetadataValue.json(_jsonable(offending))},
-    )
+    return _failing_rows(offending, "listings_without_lock")
 
 
 @asset_check(asset=accommodation_lock_mappings, blocking=True,
@@ -97,10 +90,7 @@ def listings_with_arrivals_have_a_confirmed_lock(postgres: PostgresResource, clo
 def mapped_locks_exist_in_tuya(postgres: PostgresResource) -> AssetCheckResult:
     with postgres.engine.connect() as conn:
         offending = store.mapped_locks_missing_from_tuya(conn)
-    return AssetCheckResult(
-        passed=not offending, severity=AssetCheckSeverity.ERROR,
-        metadata={"missing_locks": len(offending), "offending_rows": MetadataValue.json(_jsonable(offending))},
-    )
+    return _failing_rows(offending, "missing_locks")
 
 
 MAPPING_CHECKS = [one_lock_per_listing_and_listing_per_lock, listings_with_arrivals_have_a_confirmed_lock,
@@ -162,6 +152,14 @@ def decide_mapping(context: OpExecutionContext, config: MappingDecision, postgre
      description="Confirm, reject, set or unmap a listing's lock (Launchpad config: action, listing, lock_id).")
 def mapping_decision_job():
     decide_mapping()
+
+
+def _failing_rows(offending: list[dict], count_name: str) -> AssetCheckResult:
+    """A blocking check result that names the offending rows in its metadata."""
+    return AssetCheckResult(
+        passed=not offending, severity=AssetCheckSeverity.ERROR,
+        metadata={count_name: len(offending), "offending_rows": MetadataValue.json(_jsonable(offending))},
+    )
 
 
 def _jsonable(rows: list[dict]) -> list[dict]:
