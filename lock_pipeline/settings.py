@@ -67,7 +67,6 @@ class Settings:
     access_lead_minutes: int = 120
     access_grace_minutes: int = 0
     program_ahead_hours: int = 48
-    pending_alert_hours: int = 12
     missing_tolerance_hours: int = 24
     match_auto_confirm_score: float = 92.0
     match_min_margin: float = 8.0
@@ -76,10 +75,6 @@ class Settings:
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
-
-    @property
-    def data_dir(self) -> Path:
-        return self.home
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
@@ -133,7 +128,6 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         access_lead_minutes=reader.integer("LOCK_PIPELINE_ACCESS_LEAD_MINUTES", 120, minimum=0, maximum=24 * 60),
         access_grace_minutes=reader.integer("LOCK_PIPELINE_ACCESS_GRACE_MINUTES", 0, minimum=0, maximum=24 * 60),
         program_ahead_hours=reader.integer("LOCK_PIPELINE_PROGRAM_AHEAD_HOURS", 48, minimum=1, maximum=24 * 30),
-        pending_alert_hours=reader.integer("LOCK_PIPELINE_PENDING_ALERT_HOURS", 12, minimum=0, maximum=24 * 7),
         missing_tolerance_hours=reader.integer("LOCK_PIPELINE_MISSING_TOLERANCE_HOURS", 24, minimum=1, maximum=24 * 30),
         match_auto_confirm_score=reader.number("LOCK_PIPELINE_MATCH_AUTO_CONFIRM_SCORE", 92.0, minimum=0, maximum=100),
         match_min_margin=reader.number("LOCK_PIPELINE_MATCH_MIN_MARGIN", 8.0, minimum=0, maximum=100),

@@ -148,6 +148,11 @@ SELECT * FROM (
       AND r.check_in_at BETWEEN pipeline.clock_now() - interval '2 hours' AND pipeline.clock_now() + interval '24 hours'
     GROUP BY l.short_code
     UNION ALL
+    SELECT 'run_failed', NULL, array_to_string(f.stay_codes, ','), f.failed_at,
+           f.job_name || ' run ' || f.run_id || ' failed: see it in the Dagster UI (Runs); ' || left(COALESCE(f.message, ''), 200)
+    FROM pipeline.run_failures f
+    WHERE f.failed_at > pipeline.clock_now() - interval '24 hours'
+    UNION ALL
     SELECT 'sync_failing', NULL, NULL, s.last_started_at,
            'the last Stays sync failed: ' || COALESCE(s.message, '') 
     FROM admin.reconciliation_status s

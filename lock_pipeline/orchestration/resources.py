@@ -129,7 +129,6 @@ class PipelineConfig(ConfigurableResource):
     access_lead_minutes: int = 120
     access_grace_minutes: int = 0
     program_ahead_hours: int = 48
-    pending_alert_hours: int = 12
     missing_tolerance_hours: int = 24
     match_auto_confirm_score: float = 92.0
     match_min_margin: float = 8.0

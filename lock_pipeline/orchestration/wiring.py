@@ -38,7 +38,6 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         access_lead_minutes=settings.access_lead_minutes,
         access_grace_minutes=settings.access_grace_minutes,
         program_ahead_hours=settings.program_ahead_hours,
-        pending_alert_hours=settings.pending_alert_hours,
         missing_tolerance_hours=settings.missing_tolerance_hours,
         match_auto_confirm_score=settings.match_auto_confirm_score,
         match_min_margin=settings.match_min_margin,
