@@ -235,3 +235,45 @@ def test_every_stay_in_its_window_needs_an_active_pin(world, harness):
     missing = _check(result, "every_stay_in_its_window_has_an_active_pin")
     assert not missing.passed
     assert missing.metadata["offending_rows"].value == [{"reservation_code": "NOPIN", "lock_id": k1, "code_states": "pending_on_lock"}]
+
+
+def test_a_failed_pin_is_surfaced_recorded_and_reprocessed(world, harness):
+    from dagster import DagsterEventType, DagsterRunStatus, build_run_status_sensor_context
+
+    from lock_pipeline.orchestration.access_sensors import record_failed_runs
+
+    l1, k1 = world.listing(1, "Sé 97")
+    world.stay("FAILS", l1, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    h.tuya.inject("server_error", count=100, path_contains="temp-password")  # the cloud keeps failing creates
+    [run] = h.tick()  # 1 try + 3 retries (2 s, 4 s, 8 s), then failed
+    assert not run.success
+    h.tuya.clear_faults()
+    with h.engine.connect() as conn:
+        code = conn.execute(text("SELECT state, attempts, last_error, next_attempt_at FROM pipeline.access_codes")).one()
+    assert code.state == "failed" and code.attempts == 4 and "500" in code.last_error
+    assert code.next_attempt_at is not None and code.next_attempt_at > h.now
+
+    failure_event = next(e for e in h.instance.all_logs(run.run_id)
+                         if e.dagster_event and e.dagster_event.event_type == DagsterEventType.RUN_FAILURE)
+    context = build_run_status_sensor_context(
+        sensor_name="record_failed_runs", dagster_instance=h.instance, dagster_run=run.dagster_run,
+        dagster_event=failure_event.dagster_event, resources={k: h.defs.resources[k] for k in ("postgres", "clock")},
+    ).for_run_failure()
+    record_failed_runs(context)
+    with h.engine.begin() as conn:
+        conn.execute(text("SET LOCAL lock_pipeline.now = :n"), {"n": h.now.isoformat()})
+        issues = {tuple(r) for r in conn.execute(text("SELECT issue, reservation_code FROM admin.attention"))}
+    assert ("pin_failed", "FAILS") in issues and ("run_failed", "FAILS") in issues
+    assert run.dagster_run.status == DagsterRunStatus.FAILURE
+
+    reprocess = h.defs.resolve_job_def("reprocess_stay_job")
+    result = reprocess.execute_in_process(run_config={"ops": {"reprocess_stay": {"config": {"reservation_code": "fails"}}}},
+                                          instance=h.instance)
+    assert result.success and h.state_of("FAILS") == "active" and h.opens("FAILS", k1, at=local(D0, 14))
+    assert len([p for p in h.tuya.pins(k1) if p.phase == 2]) == 1
+    unknown = reprocess.execute_in_process(run_config={"ops": {"reprocess_stay": {"config": {"reservation_code": "NOPE1"}}}},
+                                           instance=h.instance, raise_on_error=False)
+    assert not unknown.success

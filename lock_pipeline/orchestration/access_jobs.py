@@ -49,18 +49,18 @@ class PinActionsConfig(Config):
     actions: list[PinActionConfig] = Field(description="planned by the access sensor")
 
 
-@op(out=DynamicOut(PinActionConfig), description="Fan the run's actions out, one step each.")
+@op(out=DynamicOut(dict), description="Fan the run's actions out, one step each.")
 def planned_pin_actions(config: PinActionsConfig):
     for index, action in enumerate(config.actions):
-        yield DynamicOutput(action, mapping_key=f"{action.kind}_{_key_safe(action.reservation_code)}_{index}")
+        yield DynamicOutput(action.model_dump(), mapping_key=f"{action.kind}_{_key_safe(action.reservation_code)}_{index}")
 
 
 @op(retry_policy=PIN_RETRY_POLICY, tags={"lock_pipeline/tuya": "1"},
     description="Generate, confirm or revoke one PIN on its lock (exactly once, audited).")
-def perform_pin_action(context: OpExecutionContext, action_config: PinActionConfig, postgres: PostgresResource,
+def perform_pin_action(context: OpExecutionContext, planned: dict, postgres: PostgresResource,
                        tuya: TuyaResource, pin_vault: PinVaultResource, clock: ClockResource,
                        pipeline_config: PipelineConfig) -> str:
-    action = Action.from_config(action_config.model_dump())
+    action = Action.from_config(planned)
     final_attempt = context.retry_number >= PIN_RETRY_POLICY.max_retries
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now,
