@@ -161,9 +161,9 @@ def _up(args: argparse.Namespace) -> int:
              "-w", str(PROJECT_ROOT / "workspace.yaml")],
             env=env, cwd=env["DAGSTER_HOME"], start_new_session=True,
         )
-        _forward_stop_signals(dagster)
+        stopping = _forward_stop_signals(dagster)
         threading.Thread(target=_first_sync, args=(args.host, args.port, settings), daemon=True).start()
-        return dagster.wait()
+        return _wait_for(dagster, stopping)
     finally:
         runtime.close()
 
@@ -200,20 +200,31 @@ def _first_sync(host: str, port: int, settings) -> None:
             time.sleep(3)
 
 
-def _forward_stop_signals(child: subprocess.Popen) -> None:
-    """Stop Dagster's whole process group on Ctrl+C or SIGTERM; its children take a few seconds."""
+def _forward_stop_signals(child: subprocess.Popen) -> threading.Event:
+    """Ctrl+C or SIGTERM asks Dagster's whole process group to stop; the main thread waits."""
+    stopping = threading.Event()
 
     def stop(signum, _frame):
         if child.poll() is None:
-            os.killpg(child.pid, signal.SIGINT)
-            deadline = time.monotonic() + 30
-            while child.poll() is None and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if child.poll() is None:
-                os.killpg(child.pid, signal.SIGKILL)
+            os.kill(child.pid, signal.SIGINT)  # `dagster dev` stops its own children
+        stopping.set()
 
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
+    return stopping
+
+
+def _wait_for(child: subprocess.Popen, stopping: threading.Event, grace_seconds: float = 30) -> int:
+    """Wait for Dagster to exit; once asked to stop, give its children a bounded time, then kill."""
+    deadline = None
+    while child.poll() is None:
+        if stopping.is_set() and deadline is None:
+            deadline = time.monotonic() + grace_seconds
+        if deadline is not None and time.monotonic() > deadline:
+            os.killpg(child.pid, signal.SIGKILL)
+            break
+        time.sleep(0.2)
+    return child.wait()
 
 
 def _migrate(_args: argparse.Namespace) -> int:
