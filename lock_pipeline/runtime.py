@@ -52,11 +52,13 @@ def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
         applied = apply_migrations(engine_for(runtime.database_url))
         if applied:
             runtime.notes.append(f"schema migrated: applied {applied}")
+        key = pin_key(settings)
+        check_pin_key(engine_for(runtime.database_url), key)
         runtime.env.update({
             "LOCK_PIPELINE_HOME": str(settings.home),
             "LOCK_PIPELINE_DATABASE_URL": runtime.database_url,
             "LOCK_PIPELINE_DAGSTER_STORAGE_URL": sqlalchemy_url(runtime.database_url),
-            "LOCK_PIPELINE_PIN_KEY": pin_key(settings),
+            "LOCK_PIPELINE_PIN_KEY": key,
         })
         runtime.notes.append(f"Postgres: {redacted(runtime.database_url)}")
         if with_sandboxes:
@@ -65,6 +67,27 @@ def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
     except BaseException:
         runtime.close()
         raise
+
+
+def check_pin_key(engine, key: str) -> None:
+    """Stop the start when the key cannot read the PINs already stored (a changed or mistyped key
+    would otherwise fail every PIN run on a lock that holds another PIN, and every `pin show`)."""
+    from sqlalchemy import text
+
+    from lock_pipeline.access.pins import PinKeyError, PinVault
+
+    with engine.connect() as conn:
+        stored = conn.execute(text("SELECT pin_ciphertext FROM pipeline.access_codes WHERE pin_ciphertext IS NOT NULL "
+                                   "ORDER BY code_id DESC LIMIT 1")).scalar()
+    if stored is None:
+        return
+    try:
+        PinVault(key).decrypt(stored)
+    except PinKeyError:
+        raise SettingsError([
+            "LOCK_PIPELINE_PIN_KEY does not decrypt the PINs already stored in the database: set it back to the key "
+            "they were stored with (on the embedded default, the pin.key file in LOCK_PIPELINE_HOME)"
+        ]) from None
 
 
 def pin_key(settings: Settings) -> str:

@@ -45,7 +45,8 @@ def postgres_server_url():
 def database_url(postgres_server_url):
     """A fresh, fully migrated database for one test, cloned from the template."""
     name = f"lp_test_{os.getpid()}_{next(_counter)}"
-    admin = create_engine(sqlalchemy_url(postgres_server_url), isolation_level="AUTOCOMMIT")
+    # pre-ping: a test may restart the server (the season simulator's Postgres fault)
+    admin = create_engine(sqlalchemy_url(postgres_server_url), isolation_level="AUTOCOMMIT", pool_pre_ping=True)
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}" TEMPLATE "{_TEMPLATE}"'))
     yield str(make_url(postgres_server_url).set(database=name))

@@ -2,6 +2,8 @@
 
 Real Postgres, the sandbox Stays and Tuya servers, the real Definitions, sensor and jobs;
 only time is moved by hand (through a clock file both the pipeline and the Tuya sandbox read).
+The driver itself is product code (lock_pipeline/simulation/driver.py, shared with the season
+simulator); this module adds the tests' small world and the per-step truth assertion.
 """
 
 from __future__ import annotations
@@ -11,18 +13,12 @@ from datetime import date, datetime, time, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from dagster import DagsterInstance, RunRequest, build_sensor_context
+from dagster import DagsterInstance
 from sqlalchemy import text
 
-from lock_pipeline.access.pins import PinVault
-from lock_pipeline.clock import FileClock
-from lock_pipeline.orchestration.access_sensors import pin_actions_sensor
-from lock_pipeline.orchestration.resources import ClockResource
 from lock_pipeline.sandbox.seed import Seed, SeedLock, hex_id, listing_record, reservation_record, tuya_device_id
-from lock_pipeline.sandbox.stays_server import StaysSandbox
-from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
-from lock_pipeline.storage.database import engine_for
-from lock_pipeline_tests.helpers import TEST_PIN_KEY, build_test_definitions, run_sync
+from lock_pipeline.simulation.driver import PipelineDriver
+from lock_pipeline_tests.helpers import TEST_PIN_KEY, make_settings
 
 ZONE = ZoneInfo("America/Sao_Paulo")
 
@@ -54,89 +50,16 @@ class World:
         return record
 
 
-class Harness:
+class Harness(PipelineDriver):
     def __init__(self, database_url: str, world: World, tmp_path: Path, start: datetime,
                  instance: DagsterInstance | None = None) -> None:
-        self.clock = FileClock(tmp_path / "clock")
-        self.clock.set(start)
-        self.stays = StaysSandbox(world.seed).start()
-        self.tuya = TuyaSandbox(world.seed.locks, clock=self.clock, max_pins_per_lock=50).start()
-        self.defs = build_test_definitions(database_url, stays=self.stays, tuya=self.tuya,
-                                           extra={"clock": ClockResource(clock_file=str(self.clock.path))})
-        self.engine = engine_for(database_url)
-        self.instance = instance or DagsterInstance.ephemeral()
-        self.cursor: str | None = None
-        self.vault = PinVault(TEST_PIN_KEY)
-        self.runs: list = []
-
-    def close(self) -> None:
-        self.stays.stop()
-        self.tuya.stop()
-
-    # -- time and orchestration -------------------------------------------------------------
-
-    @property
-    def now(self) -> datetime:
-        return self.clock.now()
-
-    def move_to(self, instant: datetime) -> None:
-        self.clock.set(instant)
-
-    def sync(self):
-        return run_sync(self.defs, now=self.now, instance=self.instance, raise_on_error=False)
-
-    def tick(self) -> list:
-        """One sensor evaluation and the runs it asked for, executed in process."""
-        resources = {key: self.defs.resources[key] for key in ("postgres", "clock", "pipeline_config")}
-        context = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
-        result = pin_actions_sensor(context)
-        self.cursor = context.cursor
-        requests = [r for r in (result if isinstance(result, list) else []) if isinstance(r, RunRequest)]
-        job = self.defs.resolve_job_def("pin_actions_job")
-        outcomes = []
-        for request in requests:
-            outcome = job.execute_in_process(run_config=request.run_config, tags=request.tags,
-                                             instance=self.instance, raise_on_error=False)
-            outcomes.append(outcome)
-        self.runs.extend(outcomes)
-        return outcomes
-
-    def settle(self, ticks: int = 3) -> None:
-        """Sync, then tick until nothing more is due (as the schedule and the sensor would)."""
-        self.sync()
-        for _ in range(ticks):
-            if not self.tick():
-                break
+        super().__init__(database_url, world.seed, tmp_path, start, instance=instance, pin_key=TEST_PIN_KEY,
+                         settings=make_settings(), max_pins_per_lock=50)
 
     def step(self, instant: datetime) -> None:
         self.move_to(instant)
         self.settle()
         self.assert_truth()
-
-    # -- the lock's own truth ---------------------------------------------------------------
-
-    def pins_of(self, code: str) -> list[tuple[str, str]]:
-        """(device, PIN) of every code ever issued for a stay."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(text("""
-                SELECT c.device_id, c.pin_ciphertext FROM pipeline.access_codes c
-                JOIN pipeline.reservations r USING (reservation_id)
-                WHERE r.code = :code AND c.pin_ciphertext IS NOT NULL
-            """), {"code": code}).all()
-        return [(row.device_id, self.vault.decrypt(row.pin_ciphertext)) for row in rows]
-
-    def opens(self, code: str, device_id: str, at: datetime | None = None) -> bool:
-        at = at or self.now
-        return any(self.tuya.would_open(device, pin, at) for device, pin in self.pins_of(code) if device == device_id)
-
-    def opens_anywhere(self, code: str, at: datetime | None = None) -> list[str]:
-        at = at or self.now
-        return [device for device, pin in self.pins_of(code) if self.tuya.would_open(device, pin, at)]
-
-    def state_of(self, code: str) -> str | None:
-        with self.engine.connect() as conn:
-            return conn.execute(text("SELECT access_state FROM admin.reservations WHERE reservation_code = :c"),
-                                {"c": code}).scalar()
 
     def assert_truth(self) -> None:
         """Nobody locked out, nobody let in: for every stay, the lock agrees with the calendar now."""

@@ -157,6 +157,11 @@ SELECT * FROM (
            'the last Stays sync failed: ' || COALESCE(s.message, '') 
     FROM admin.reconciliation_status s
     WHERE s.status = 'failed'
+    UNION ALL
+    SELECT 'sync_stale', NULL, NULL, s.last_success_at,
+           'no Stays sync has succeeded for over an hour: check that the Dagster daemon is running and the schedule is on'
+    FROM admin.reconciliation_status s
+    WHERE s.last_success_at < pipeline.clock_now() - interval '1 hour'
 ) AS items
 ORDER BY due_at NULLS FIRST;
 

@@ -138,8 +138,9 @@ class AccessExecutor:
 
     def _generate_failed(self, action: Action, code_id: int, attempts: int, error: Exception, final_attempt: bool) -> None:
         now = self.now()
-        retry_at = next_retry_at(attempts, now) if final_attempt else None
         with self.engine.begin() as conn:
+            # The bounded schedule counts failed runs, not attempts: each run already spent its step retries.
+            retry_at = next_retry_at(1 + store.failed_runs_since_reset(conn, code_id), now) if final_attempt else None
             conn.execute(text("""
                 UPDATE pipeline.access_codes SET last_error = :e, updated_at = :now, last_run_id = :run,
                     state = CASE WHEN :final THEN 'failed' ELSE state END, next_attempt_at = :retry

@@ -87,6 +87,16 @@ def record_event(conn: Connection, *, code_id: int | None, reservation_id: str, 
            "outcome": outcome, "password_id": password_id, "detail": detail, "run_id": run_id, "at": at})
 
 
+def failed_runs_since_reset(conn: Connection, code_id: int) -> int:
+    """Runs that ended a code `failed` since it was created or last reset by a reprocess."""
+    return int(conn.execute(text("""
+        SELECT count(*) FROM pipeline.access_code_events
+        WHERE code_id = :c AND action = 'generate' AND outcome = 'failed'
+          AND event_id > COALESCE((SELECT max(event_id) FROM pipeline.access_code_events
+                                   WHERE code_id = :c AND action = 'reprocess'), 0)
+    """), {"c": code_id}).scalar())
+
+
 def other_pins_ciphertexts(conn: Connection, device_id: str, except_code_id: int | None) -> list[bytes]:
     return [bytes(r) for r in conn.execute(text("""
         SELECT pin_ciphertext FROM pipeline.access_codes

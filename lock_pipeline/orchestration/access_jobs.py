@@ -118,11 +118,17 @@ def reprocess_stay(context: OpExecutionContext, config: ReprocessConfig, postgre
 def reset_for_reprocess(conn, reservation_id: str, now, run_id: str | None) -> int:
     from sqlalchemy import text
 
-    return conn.execute(text("""
+    reset = conn.execute(text("""
         UPDATE pipeline.access_codes SET attempts = 0, next_attempt_at = :now, updated_at = :now - interval '1 day',
             last_run_id = :run
         WHERE reservation_id = :r AND state IN ('failed', 'programming', 'revoking')
-    """), {"now": now, "run": run_id, "r": reservation_id}).rowcount
+        RETURNING code_id, device_id
+    """), {"now": now, "run": run_id, "r": reservation_id}).all()
+    for code_id, device_id in reset:  # the retry schedule restarts from here (access_store.failed_runs_since_reset)
+        access_store.record_event(conn, code_id=code_id, reservation_id=reservation_id, device_id=device_id,
+                                  action="reprocess", outcome="reset", run_id=run_id, at=now,
+                                  detail="retry budget reset by reprocess")
+    return len(reset)
 
 
 def due_now_for_stay(stay, codes, now, policy: AccessPolicy) -> list[Action]:

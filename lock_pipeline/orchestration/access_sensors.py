@@ -7,7 +7,7 @@ the code row's version, so a retried tick never doubles a run and a moved stay g
 
 import hashlib
 import json
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
 from dagster import (
     DefaultSensorStatus,
@@ -37,7 +37,12 @@ def batch_actions(actions: list[Action], max_per_run: int) -> list[list[Action]]
     return [ordered[i:i + max_per_run] for i in range(0, len(ordered), max_per_run)]
 
 
-def run_request_for(batch: list[Action]) -> RunRequest:
+def run_request_for(batch: list[Action], now: datetime | None = None) -> RunRequest:
+    """A run for a batch. With ``now`` (the sensor), the run key ends with the half hour it was
+    requested in: a run key is spent forever once used, whatever the run's outcome, so without it
+    work whose run failed before changing its code row (killed before the row existed, Postgres
+    gone, a confirm that errored) would never be launched again. A retried tick in the same half
+    hour still reuses the key, and the cursor holds an action back for that half hour anyway."""
     if len(batch) == 1:
         action = batch[0]
         run_key = action.key
@@ -52,6 +57,8 @@ def run_request_for(batch: list[Action]) -> RunRequest:
         tags = {"lock_pipeline/action": "batch", "lock_pipeline/actions": str(len(batch))}
         tags.update({f"lock_pipeline/stay.{a.reservation_code}": a.kind for a in batch})
     tags["lock_pipeline/tuya"] = "1"
+    if now is not None:
+        run_key += f"@{_attempt_slot(now)}"
     return RunRequest(
         run_key=run_key,
         run_config={"ops": {"planned_pin_actions": {"config": {"actions": [a.to_config() for a in batch]}}}},
@@ -74,11 +81,17 @@ def pin_actions_sensor(context: SensorEvaluationContext, postgres: PostgresResou
     if not fresh:
         context.update_cursor(json.dumps(launched))
         return SkipReason(f"no PIN work due ({len(plan.actions)} already launched, {len(plan.waiting)} waiting)")
-    requests = [run_request_for(batch) for batch in batch_actions(fresh, pipeline_config.max_actions_per_run)]
+    requests = [run_request_for(batch, now) for batch in batch_actions(fresh, pipeline_config.max_actions_per_run)]
     launched.update({a.key: now.isoformat() for a in fresh})
     context.update_cursor(json.dumps(launched))
     context.log.info(f"{len(fresh)} PIN action(s) due: {len(requests)} run(s)")
     return requests
+
+
+def _attempt_slot(now: datetime) -> str:
+    """The CURSOR_MEMORY-long slot ``now`` falls in (UTC): one launch of an action per slot at most."""
+    length = int(CURSOR_MEMORY.total_seconds())
+    return f"{datetime.fromtimestamp(int(now.timestamp()) // length * length, tz=timezone.utc):%Y%m%dT%H%M}"
 
 
 def _read_cursor(cursor: str | None, now: datetime) -> dict[str, str]:

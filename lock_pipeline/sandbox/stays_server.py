@@ -51,7 +51,7 @@ class StaysSandbox:
         self._client_secret = client_secret
         self._host = host
         self._port = port
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         self._stopping = threading.Event()
         self._listings: dict[str, dict] = {}
         self._reservations: dict[str, dict] = {}
@@ -243,7 +243,8 @@ class StaysSandbox:
             raise _BadRequest(404, f"no such endpoint {parts.path}")
         path = path[len(PREFIX):]
         if path == "/booking/reservations":
-            return self._page(self._find_reservations(query), query)
+            with self._lock:  # only the page is copied (records are modified in place, so under the lock)
+                return copy.deepcopy(self._page(self._find_reservations(query), query))
         if path.startswith("/booking/reservations/") and path.count("/") == 3:
             return self._one_reservation(unquote(path.rsplit("/", 1)[1]))
         if path == "/content/listings":
@@ -261,7 +262,7 @@ class StaysSandbox:
         with self._lock:
             if self._empty_feed:
                 return []
-            found = [copy.deepcopy(r) for r in self._reservations.values()
+            found = [r for r in self._reservations.values()
                      if _passes(r.get("type"), KNOWN_TYPES, types.__contains__)
                      and (not listing_ids or _passes(r.get("_idlisting"), None, listing_ids.__contains__))
                      and in_window(r)]

@@ -275,6 +275,7 @@ class StaysSync:
         defaults = self._listing_defaults(conn)
 
         incoming: dict[str, PreparedReservation] = {}
+        unusable: set[str] = set()  # in the feed but malformed: present, so never flagged missing
         for raw in raw_reservations:
             try:
                 record = parse_reservation(raw)
@@ -285,10 +286,13 @@ class StaysSync:
                 incoming[record.reservation_id] = prepare_reservation(record, defaults[record.listing_id])
             except InvalidRecord as bad:
                 quarantine.append(Quarantined("reservation", bad.record_id, bad.reason, raw))
+                if _raw_id(raw):
+                    unusable.add(_raw_id(raw))
         result.fetched = len(raw_reservations)
 
         existing = self._existing_in_window(conn, window)
         plan = plan_reservations(existing, incoming.values())
+        plan.missing_candidates = [rid for rid in plan.missing_candidates if rid not in unusable]
         broken = feed_looks_broken(len(existing), len(incoming), len(plan.missing_candidates))
         missing: list[str] = []
         if broken:
@@ -336,8 +340,9 @@ class StaysSync:
                 prepared = prepare_reservation(record, defaults[record.listing_id])
             except InvalidRecord as bad:
                 quarantine.append(Quarantined("reservation", bad.record_id, bad.reason, raw))
-                missing.append(rid)
-                continue
+                if _raw_id(raw) != rid:  # Stays answered with another stay: this one is absent
+                    missing.append(rid)
+                continue  # present but malformed: quarantined, never flagged missing (its PIN must not go)
             before = existing[rid]
             if prepared.row_hash != before.row_hash:
                 plan.updated.append(rid)
@@ -505,6 +510,12 @@ def _listing_hash(listing: ListingRecord) -> str:
     return hashlib.sha256("|".join((
         listing.short_code, listing.internal_name, listing.title, listing.address, listing.city, listing.status,
     )).encode()).hexdigest()
+
+
+def _raw_id(raw: object) -> str | None:
+    """The Stays _id of a raw record, even a malformed one."""
+    value = raw.get("_id") if isinstance(raw, dict) else None
+    return value.strip() if isinstance(value, str) and value.strip() else None
 
 
 def _copy_value(value: object) -> str:
