@@ -462,19 +462,19 @@ def test_postgres_gone_during_a_sync_fails_it_cleanly_and_the_next_one_loses_not
     h.stays.cancel_reservation(hex_id("harness", "LATER"))
     before = snapshot(h)
     backends = PostgresFault(h.database_url, "terminate")
-    real = StaysSync._reconcile
+    real = StaysSync._apply
 
     def terminate_then_write(self, *args, **kwargs):
         assert backends.terminate() >= 1  # every pipeline connection, the sync's own included, is cut
         return real(self, *args, **kwargs)
 
-    monkeypatch.setattr(StaysSync, "_reconcile", terminate_then_write)
+    monkeypatch.setattr(StaysSync, "_apply", terminate_then_write)
     result = h.sync()
     assert not result.success
     log = last_log(h, "arrival")
     assert log["status"] == "failed" and "writing the sync to Postgres failed, nothing changed" in log["message"]
     assert snapshot(h) == before
-    monkeypatch.setattr(StaysSync, "_reconcile", real)
+    monkeypatch.setattr(StaysSync, "_apply", real)
     h.settle()
     backends.dispose()
     assert last_log(h, "arrival")["status"] == "success"

@@ -222,7 +222,7 @@ def test_refused_credentials_say_what_to_check_and_never_retry(sandbox: StaysSan
     assert wrong not in message and "Basic" not in message
     assert caught.value.status == 401
     assert stays_client.stats.retries == 0
-    assert sandbox.request_count == stays_client.concurrency  # one wave, each page asked once
+    assert 1 <= sandbox.request_count <= stays_client.concurrency  # no retry; pages not yet sent are cancelled
 
 
 def test_missing_auth_header_is_refused(sandbox: StaysSandbox) -> None:

@@ -220,3 +220,113 @@ def test_a_new_listing_and_its_stays_arrive_in_one_sync(defs, engine, sandbox):
                       if e.check_name == "listings_with_arrivals_have_a_confirmed_lock")
     assert not evaluation.passed
     assert [row["listing_code"] for row in evaluation.metadata["offending_rows"].value] == [new_listing["id"]]
+
+
+def _count_parses(monkeypatch) -> list[str]:
+    """Record every reservation the sync parses (unchanged ones must skip parsing)."""
+    import lock_pipeline.stays.sync as sync_module
+
+    parsed: list[str] = []
+    real = sync_module.parse_reservation
+
+    def counting(raw):
+        parsed.append(raw.get("_id") if isinstance(raw, dict) else None)
+        return real(raw)
+
+    monkeypatch.setattr(sync_module, "parse_reservation", counting)
+    return parsed
+
+
+def test_unchanged_records_skip_parsing_and_a_new_raw_form_is_parsed_once(defs, engine, sandbox, monkeypatch):
+    assert run_sync(defs).success
+    parsed = _count_parses(monkeypatch)
+    assert run_sync(defs).success
+    assert parsed == []
+    # Same stay, different raw spelling (Stays is case-lax on type): parsed, not rewritten.
+    target = next(r for r in sandbox.reservations() if r["type"] == "booked" and _in_sync_window(r))
+    sandbox.modify_reservation(target["_id"], type="Booked", price={"_f_total": 1.0})
+    earlier = NOW - timedelta(days=1)
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE pipeline.reservations SET updated_at = :t WHERE reservation_id = :r"),
+                     {"t": earlier, "r": target["_id"]})
+    before = _table_snapshot(engine)
+    assert run_sync(defs).success
+    assert parsed == [target["_id"]]
+    log = _last_log(engine)
+    assert (log["created"], log["updated"], log["unchanged"]) == (0, 0, len(before["reservations"]))
+    with engine.connect() as conn:
+        updated_at = conn.execute(text("SELECT updated_at FROM pipeline.reservations WHERE reservation_id = :r"),
+                                  {"r": target["_id"]}).scalar_one()
+    assert updated_at == earlier  # only the fingerprint was refreshed, the stay itself did not change
+    parsed.clear()
+    assert run_sync(defs).success
+    assert parsed == []
+
+
+def test_rows_stored_before_fingerprints_get_one_without_being_rewritten(defs, engine, monkeypatch):
+    assert run_sync(defs).success
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE pipeline.reservations SET source_fingerprint = NULL"))
+        updated = dict(conn.execute(text("SELECT reservation_id, updated_at FROM pipeline.reservations")).all())
+    assert run_sync(defs).success
+    log = _last_log(engine)
+    assert (log["created"], log["updated"], log["unchanged"]) == (0, 0, len(updated))
+    with engine.connect() as conn:
+        after = conn.execute(text("SELECT reservation_id, updated_at, source_fingerprint FROM pipeline.reservations")).all()
+    assert {r.reservation_id: r.updated_at for r in after} == updated
+    assert all(r.source_fingerprint for r in after)
+    parsed = _count_parses(monkeypatch)
+    assert run_sync(defs).success
+    assert parsed == []
+
+
+def test_a_listing_zone_change_rewrites_its_stays_instants(defs, engine, sandbox):
+    assert run_sync(defs).success
+    listing = sandbox.listings()[2]
+    with engine.begin() as conn:
+        conn.execute(text("UPDATE pipeline.listings SET time_zone = 'America/Manaus' WHERE listing_id = :l"),
+                     {"l": listing["_id"]})
+        ids = set(conn.execute(text("SELECT reservation_id FROM pipeline.reservations WHERE listing_id = :l"),
+                               {"l": listing["_id"]}).scalars())
+        before = dict(conn.execute(text("SELECT reservation_id, check_in_at FROM pipeline.reservations")).all())
+    assert ids, "the listing needs stays for this test"
+    assert run_sync(defs).success
+    assert _last_log(engine)["updated"] == len(ids)
+    with engine.connect() as conn:
+        after = dict(conn.execute(text("SELECT reservation_id, check_in_at FROM pipeline.reservations")).all())
+    for rid, check_in_at in after.items():
+        if rid in ids:
+            assert check_in_at - before[rid] == timedelta(hours=1)  # Manaus is UTC-4, Sao Paulo UTC-3
+        else:
+            assert check_in_at == before[rid]
+
+
+class _BreaksAfterPages(StaysSandbox):
+    """The sandbox, failing every page request past the first few: a feed that dies half-way."""
+
+    def __init__(self, *args, good_pages: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.good_pages = good_pages
+
+    def _serve(self, method, target, authorization):
+        if "/booking/reservations?" in target and "skip=" in target:
+            skip = int(target.split("skip=")[1].split("&")[0])
+            if skip >= self.good_pages * 20:
+                return 500, {"Content-Type": "application/json"}, b'{"message": "sandbox: broken mid-feed"}'
+        return super()._serve(method, target, authorization)
+
+
+def test_a_feed_that_breaks_half_way_changes_nothing(database_url, engine, tuya):
+    seed = build_seed(NOW)
+    with StaysSandbox(seed) as healthy:
+        assert run_sync(build_test_definitions(database_url, stays=healthy, tuya=tuya)).success
+    for raw in seed.reservations[:30]:
+        raw["type"] = "canceled"
+    with _BreaksAfterPages(seed, good_pages=3) as broken:
+        before = _table_snapshot(engine)
+        result = run_sync(build_test_definitions(database_url, stays=broken, tuya=tuya), raise_on_error=False)
+        assert broken.request_count > 3
+    assert not result.success
+    assert _table_snapshot(engine) == before
+    log = _last_log(engine)
+    assert log["status"] == "failed" and "HTTP 500" in log["message"] and "skip=60" in log["message"]

@@ -617,7 +617,7 @@ class ProcessKilled(SystemExit):
 
 
 _TARGETS: dict[str, tuple[type, str, str]] = {
-    "sync:mid_write": (StaysSync, "_reconcile", "after"),          # the writes are done, the commit is not
+    "sync:mid_write": (StaysSync, "_apply", "after"),          # the writes are done, the commit is not
     "generate:start": (AccessExecutor, "_generate", "before"),      # before the code row exists
     "generate:before_tuya": (AccessExecutor, "_program", "before"),  # code row committed, Tuya not called
     "generate:after_tuya": (AccessExecutor, "_program", "after"),    # PIN on the lock, not committed

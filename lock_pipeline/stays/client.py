@@ -12,10 +12,11 @@ import base64
 import email.utils
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from typing import Sequence
+from typing import Iterator, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -110,7 +111,17 @@ class StaysClient:
     def list_reservations(self, from_date: date, to_date: date, *, date_type: str = "arrival",
                           types: Sequence[str] = ALL_RESERVATION_TYPES,
                           listing_ids: Sequence[str] = ()) -> list[object]:
-        """Every page of the window; ask for ``canceled`` explicitly or cancellations are invisible."""
+        """Every record of the window at once (small windows; the sync streams pages instead)."""
+        return [item for page in self.iter_reservation_pages(from_date, to_date, date_type=date_type, types=types,
+                                                             listing_ids=listing_ids) for item in page]
+
+    def iter_reservation_pages(self, from_date: date, to_date: date, *, date_type: str = "arrival",
+                               types: Sequence[str] = ALL_RESERVATION_TYPES,
+                               listing_ids: Sequence[str] = ()) -> Iterator[list[object]]:
+        """Every page of the window, in order; ask for ``canceled`` explicitly or cancellations are invisible.
+
+        Arguments are checked before the first request (a generator would defer the error).
+        """
         if date_type not in DATE_TYPES:
             raise ValueError(f"date_type {date_type!r} is not one of {', '.join(DATE_TYPES)}")
         if to_date < from_date:
@@ -121,7 +132,7 @@ class StaysClient:
         params = [("from", from_date.isoformat()), ("to", to_date.isoformat()), ("dateType", date_type)]
         params += [("type", t) for t in types]
         params += [("listingId", listing_id) for listing_id in listing_ids]
-        return self._all_pages("booking/reservations", params)
+        return self._pages("booking/reservations", params)
 
     def get_reservation(self, id_or_code: str) -> object:
         if not id_or_code or not id_or_code.strip():
@@ -129,30 +140,45 @@ class StaysClient:
         return self._get_json(f"booking/reservations/{quote(id_or_code.strip(), safe='')}", [])
 
     def _all_pages(self, path: str, params: list[tuple[str, str]]) -> list[object]:
-        """Pages in waves of ``concurrency``, in order, up to the first short page."""
-        items: list[object] = []
+        return [item for page in self._pages(path, params) for item in page]
+
+    def _pages(self, path: str, params: list[tuple[str, str]]) -> Iterator[list[object]]:
+        """Pages in order, ``concurrency`` requests in flight, up to the first short page.
+
+        A window slides: as soon as the oldest page is in, the next one is asked for, so the
+        caller's work on a page overlaps the network wait for the following ones.
+        """
+        in_flight: deque[tuple[int, Future[object]]] = deque()
+        next_skip = 0
+        limit = MAX_PAGES * self.page_size
+
+        def ask_next() -> None:
+            nonlocal next_skip
+            if next_skip < limit:
+                in_flight.append((next_skip, self._pool.submit(self._get_json, path, params, next_skip)))
+                next_skip += self.page_size
+
+        for _ in range(self.concurrency):
+            ask_next()
         previous: list[object] | None = None
-        skip = 0
-        while True:
-            wave: list[Future[object]] = [
-                self._pool.submit(self._get_json, path, params, skip + i * self.page_size)
-                for i in range(self.concurrency)
-            ]
-            for offset, future in enumerate(wave):
-                page_skip = skip + offset * self.page_size
+        try:
+            while in_flight:
+                page_skip, future = in_flight.popleft()
                 page = self._checked_page(path, page_skip, future.result())
                 self._count(pages=1)
                 if page and len(page) == self.page_size and page == previous:
                     raise StaysError(f"GET /{path} skip={page_skip}: the same page came back twice; "
                                      "the server is ignoring skip", path=f"/{path}")
-                items.extend(page)
                 if len(page) < self.page_size:
-                    return items
+                    yield page
+                    return
                 previous = page
-            skip += self.concurrency * self.page_size
-            if skip >= MAX_PAGES * self.page_size:
-                raise StaysError(f"GET /{path}: more than {MAX_PAGES} full pages; refusing to read on",
-                                 path=f"/{path}")
+                ask_next()
+                yield page
+            raise StaysError(f"GET /{path}: more than {MAX_PAGES} full pages; refusing to read on", path=f"/{path}")
+        finally:
+            for _, pending in in_flight:
+                pending.cancel()
 
     def _checked_page(self, path: str, skip: int, body: object) -> list[object]:
         if not isinstance(body, list):

@@ -130,6 +130,23 @@ def parse_reservation(raw: object) -> ReservationRecord:
     return ReservationRecord(**fields, content_hash=_hash(fields))
 
 
+# The raw fields whose values end up in a stored row (plus the guest's first name, below).
+_FINGERPRINT_FIELDS = ("_id", "id", "_idlisting", "type", "checkInDate", "checkInTime", "checkOutDate", "checkOutTime")
+
+
+def reservation_fingerprint(raw: object, salt: str) -> str | None:
+    """A cheap digest of what a raw record can change in its row, so unchanged ones skip parsing.
+
+    ``salt`` carries what else the row depends on (the listing's zone and default times). Equal
+    fingerprints mean equal rows; different ones only mean "parse it and compare".
+    """
+    if not isinstance(raw, dict):
+        return None
+    values = [raw.get(key) for key in _FINGERPRINT_FIELDS]
+    values.append(_guest_first_name(raw.get("guestsDetails")))
+    return hashlib.blake2b(repr((values, salt)).encode(), digest_size=16).hexdigest()
+
+
 def _record_id(raw: dict) -> str | None:
     """The best handle for an error message: ``_id``, else the short ``id``."""
     for key in ("_id", "id"):

@@ -15,12 +15,14 @@ import hashlib
 import io
 import json
 import logging
+import re
 import time as monotonic_time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
-from typing import Protocol
+from typing import Protocol, TextIO
 
+from psycopg2.extras import execute_values
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from lock_pipeline.stays.local_time import local_instant
@@ -30,6 +32,7 @@ from lock_pipeline.stays.records import (
     ReservationRecord,
     parse_listing,
     parse_reservation,
+    reservation_fingerprint,
 )
 
 log = logging.getLogger(__name__)
@@ -39,11 +42,21 @@ log = logging.getLogger(__name__)
 _COLLAPSE_MIN_EXPECTED = 10
 _COLLAPSE_SHARE = 0.5
 _MAX_INDIVIDUAL_LOOKUPS = 50
+_SYNC_LOCK_KEY = 0x53594E43  # "SYNC": one reservation sync writes at a time, whoever started it
+_PROGRESS_EVERY_PAGES = 500
+_CHANGED_CODES_SHOWN = 50
+RESERVATION_COLUMNS = (
+    "reservation_id", "code", "listing_id", "stays_type", "kind", "status", "check_in_date", "check_in_time",
+    "check_out_date", "check_out_time", "time_zone", "check_in_at", "check_out_at", "guest_first_name",
+    "content_hash", "source_fingerprint", "first_seen_at", "last_seen_at", "updated_at", "cancelled_at",
+    "missing_since",
+)
 
 
 class StaysSource(Protocol):
     def list_listings(self, status: str | None = None) -> list[object]: ...
-    def list_reservations(self, from_date: date, to_date: date, *, date_type: str = ...) -> list[object]: ...
+    def iter_reservation_pages(self, from_date: date, to_date: date, *,
+                               date_type: str = ...) -> Iterator[list[object]]: ...
     def get_reservation(self, id_or_code: str) -> object: ...
 
 
@@ -66,6 +79,11 @@ class ListingDefaults:
     check_in: time
     check_out: time
 
+    @property
+    def fingerprint_salt(self) -> str:
+        """What a stay's row depends on besides its own record."""
+        return f"{self.time_zone}|{self.check_in}|{self.check_out}"
+
 
 @dataclass(frozen=True)
 class PreparedReservation:
@@ -74,6 +92,7 @@ class PreparedReservation:
     check_in_at: datetime
     check_out_at: datetime
     row_hash: str
+    fingerprint: str | None = None
 
     @property
     def status(self) -> str:
@@ -87,6 +106,7 @@ class ExistingReservation:
     row_hash: str
     status: str
     missing_since: datetime | None
+    fingerprint: str | None = None
 
 
 @dataclass
@@ -95,16 +115,6 @@ class Quarantined:
     record_id: str | None
     reason: str
     payload: object
-
-
-@dataclass
-class ReservationPlan:
-    to_write: list[PreparedReservation] = field(default_factory=list)
-    created: list[str] = field(default_factory=list)
-    updated: list[str] = field(default_factory=list)
-    cancelled: list[str] = field(default_factory=list)
-    unchanged: int = 0
-    missing_candidates: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -121,7 +131,9 @@ class SyncResult:
     errors: int = 0
     message: str = ""
     duration_ms: int = 0
-    fetch_seconds: float = 0.0
+    pages: int = 0
+    fetch_seconds: float = 0.0  # reading the feed, with the per-record planning that overlaps it
+    plan_seconds: float = 0.0   # of which: parsing and planning records in this thread
     write_seconds: float = 0.0
     changed_codes: list[str] = field(default_factory=list)
     quarantine_reasons: list[str] = field(default_factory=list)
@@ -145,40 +157,120 @@ class StaysFetchFailed(RuntimeError):
 
 # ---------------------------------------------------------------- pure steps
 
-def prepare_reservation(record: ReservationRecord, defaults: ListingDefaults) -> PreparedReservation:
+def prepare_reservation(record: ReservationRecord, defaults: ListingDefaults,
+                        fingerprint: str | None = None) -> PreparedReservation:
     """Turn Stays' offset-less local dates into instants in the listing's own zone."""
     check_in_at = local_instant(record.check_in_date, record.check_in_time or defaults.check_in, defaults.time_zone)
     check_out_at = local_instant(record.check_out_date, record.check_out_time or defaults.check_out, defaults.time_zone)
     if check_out_at < check_in_at:
         raise InvalidRecord(record.reservation_id, f"check-out {check_out_at.isoformat()} is before check-in {check_in_at.isoformat()}")
-    row_hash = hashlib.sha256(
-        f"{record.content_hash}|{defaults.time_zone}|{defaults.check_in}|{defaults.check_out}".encode()
-    ).hexdigest()
-    return PreparedReservation(record, defaults.time_zone, check_in_at, check_out_at, row_hash)
+    row_hash = hashlib.sha256(f"{record.content_hash}|{defaults.fingerprint_salt}".encode()).hexdigest()
+    return PreparedReservation(record, defaults.time_zone, check_in_at, check_out_at, row_hash, fingerprint)
 
 
-def plan_reservations(existing: Mapping[str, ExistingReservation], incoming: Iterable[PreparedReservation]) -> ReservationPlan:
-    """Decide what to write: new rows, changed rows, and which known stays the feed left out."""
-    plan = ReservationPlan()
-    seen: set[str] = set()
-    for item in incoming:
+class ReservationPlan:
+    """What one feed means for the rows we hold, decided record by record as pages arrive.
+
+    No I/O: it is given the stored rows of the window and the listings' defaults up front, and
+    builds the COPY text of new and changed rows as it goes, so the raw records can be dropped
+    page by page. A record whose raw fingerprint equals the stored one is not even parsed.
+    """
+
+    def __init__(self, existing: Mapping[str, ExistingReservation], defaults: Mapping[str, ListingDefaults],
+                 now: datetime) -> None:
+        self.existing = existing
+        self.defaults = defaults
+        self.now = now
+        self._now_text = now.isoformat()
+        self._salts = {listing_id: d.fingerprint_salt for listing_id, d in defaults.items()}
+        self.fetched = 0
+        self.seen: set[str] = set()        # valid records in the feed, unchanged ones included
+        self.unusable: set[str] = set()    # in the feed but malformed: present, so never flagged missing
+        self.created: list[str] = []
+        self.updated: list[str] = []
+        self.cancelled: list[str] = []
+        self.unchanged = 0
+        self.changed_codes: list[str] = []
+        self.quarantine: list[Quarantined] = []
+        self.fingerprint_refresh: dict[str, str] = {}  # same row, new raw form: store the new fingerprint
+        self.new_rows = io.StringIO()
+        self.changed_rows = io.StringIO()
+
+    def take_page(self, page: Sequence[object]) -> None:
+        for raw in page:
+            self.take(raw)
+
+    def take(self, raw: object) -> None:
+        self.fetched += 1
+        rid = _raw_id(raw)
+        fingerprint = self.fingerprint_of(raw)
+        before = self.existing.get(rid) if rid else None
+        if (before is not None and fingerprint is not None and before.fingerprint == fingerprint
+                and before.missing_since is None and rid not in self.seen):
+            self.seen.add(rid)
+            self.unchanged += 1
+            return
+        try:
+            record = parse_reservation(raw)
+            if record.listing_id not in self.defaults:
+                raise InvalidRecord(record.reservation_id, f"_idlisting {record.listing_id!r} is not a known listing")
+            if record.reservation_id in self.seen:
+                raise InvalidRecord(record.reservation_id, f"duplicate _id {record.reservation_id!r} in the feed (first copy kept)")
+            prepared = prepare_reservation(record, self.defaults[record.listing_id], fingerprint)
+        except InvalidRecord as bad:
+            self.quarantine.append(Quarantined("reservation", bad.record_id, bad.reason, raw))
+            if rid:
+                self.unusable.add(rid)
+            return
+        self.seen.add(prepared.record.reservation_id)
+        self.decide(prepared)
+
+    def fingerprint_of(self, raw: object) -> str | None:
+        listing_id = raw.get("_idlisting") if isinstance(raw, dict) else None
+        salt = self._salts.get(listing_id) if isinstance(listing_id, str) else None
+        return reservation_fingerprint(raw, salt) if salt is not None else None
+
+    def decide(self, item: PreparedReservation) -> None:
+        """New, changed or unchanged against the stored row; the first two become COPY lines."""
         rid = item.record.reservation_id
-        seen.add(rid)
-        before = existing.get(rid)
+        before = self.existing.get(rid)
         if before is None:
-            plan.created.append(rid)
+            self.created.append(rid)
+            out = self.new_rows
         elif before.row_hash != item.row_hash or before.missing_since is not None:
-            plan.updated.append(rid)
+            self.updated.append(rid)
+            out = self.changed_rows
         else:
-            plan.unchanged += 1
-            continue
+            self.unchanged += 1
+            if item.fingerprint is not None and before.fingerprint != item.fingerprint:
+                self.fingerprint_refresh[rid] = item.fingerprint
+            return
         if item.status == "cancelled" and (before is None or before.status != "cancelled"):
-            plan.cancelled.append(rid)
-        plan.to_write.append(item)
-    plan.missing_candidates = sorted(
-        rid for rid, row in existing.items() if rid not in seen and row.missing_since is None and row.status != "cancelled"
-    )
-    return plan
+            self.cancelled.append(rid)
+        if len(self.changed_codes) < _CHANGED_CODES_SHOWN:
+            self.changed_codes.append(item.record.code)
+        self._write_copy_line(out, item)
+
+    def missing_candidates(self) -> list[str]:
+        """Stored, live stays of the window that the feed left out (malformed ones count as present)."""
+        return sorted(
+            rid for rid, row in self.existing.items()
+            if rid not in self.seen and rid not in self.unusable and row.missing_since is None and row.status != "cancelled"
+        )
+
+    def _write_copy_line(self, out: TextIO, item: PreparedReservation) -> None:
+        """One row of COPY text; only the free-text fields from Stays can need escaping."""
+        r = item.record
+        now = self._now_text
+        out.write("\t".join((
+            _copy_text(r.reservation_id), _copy_text(r.code), _copy_text(r.listing_id), r.stays_type, r.kind,
+            item.status, r.check_in_date.isoformat(), _copy_time(r.check_in_time), r.check_out_date.isoformat(),
+            _copy_time(r.check_out_time), _copy_text(item.time_zone), item.check_in_at.isoformat(),
+            item.check_out_at.isoformat(), _copy_text(r.guest_first_name), item.row_hash,
+            item.fingerprint or _COPY_NULL, now, now, now, now if item.status == "cancelled" else _COPY_NULL,
+            _COPY_NULL,
+        )))
+        out.write("\n")
 
 
 def feed_looks_broken(expected: int, received: int, missing: int) -> str | None:
@@ -238,29 +330,38 @@ class StaysSync:
         )
 
     def sync_reservations(self, window: SyncWindow) -> SyncResult:
-        """Reconcile one window of reservations; always leaves one reconciliation_logs row."""
+        """Reconcile one window of reservations; always leaves one reconciliation_logs row.
+
+        Pages are planned as they arrive (the raw records are dropped page by page) and
+        everything is written in one transaction at the end, so a feed that fails half-way
+        changes nothing. One sync at a time holds the sync lock from reading the stored rows
+        to the commit, so the rows it planned against cannot change under it.
+        """
         started = monotonic_time.monotonic()
         sync_id = self._open_log(window)
         result = SyncResult(sync_id=sync_id, status="running")
         try:
-            fetch_started = monotonic_time.monotonic()
-            raw_reservations = self.source.list_reservations(window.from_date, window.to_date, date_type=window.date_type)
-            result.fetch_seconds = monotonic_time.monotonic() - fetch_started
-            self.progress(f"fetched {len(raw_reservations)} reservations for {window.from_date}..{window.to_date} ({window.date_type})")
-        except Exception as error:  # noqa: BLE001 - any failure to read Stays is an outage here
-            message = f"Stays fetch failed, nothing changed: {error}"
-            self._close_log(sync_id, started, status="failed", message=message, errors=1)
-            raise StaysFetchFailed(message, sync_id) from error
-
-        write_started = monotonic_time.monotonic()
-        try:
-            with self.engine.begin() as conn:
-                self._reconcile(conn, window, raw_reservations, result)
+            with self.engine.connect() as conn:
+                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SYNC_LOCK_KEY})
+                try:
+                    defaults = self._listing_defaults(conn)
+                    plan = ReservationPlan(self._existing_in_window(conn, window), defaults, self.now())
+                    conn.commit()
+                    self._read_feed(window, plan, result)
+                    write_started = monotonic_time.monotonic()
+                    with conn.begin():
+                        self._apply(conn, window, plan, result)
+                    result.write_seconds = monotonic_time.monotonic() - write_started
+                finally:
+                    _release_sync_lock(conn)
+        except StaysFetchFailed as failed:
+            failed.sync_id = sync_id
+            self._close_log(sync_id, started, status="failed", message=str(failed), errors=1)
+            raise
         except Exception as error:
             message = f"writing the sync to Postgres failed, nothing changed: {error}"
             self._close_log(sync_id, started, status="failed", message=message, errors=1)
             raise
-        result.write_seconds = monotonic_time.monotonic() - write_started
         result.status = "partial" if (result.quarantined or result.errors or result.message) else "success"
         result.duration_ms = int((monotonic_time.monotonic() - started) * 1000)
         self._close_log(sync_id, started, status=result.status, message=result.message or None, result=result)
@@ -268,65 +369,61 @@ class StaysSync:
 
     # -------------------------------------------------------- reconciliation
 
-    def _reconcile(self, conn: Connection, window: SyncWindow, raw_reservations: Sequence[object],
-                   result: SyncResult) -> None:
-        now = self.now()
-        quarantine: list[Quarantined] = []
-        defaults = self._listing_defaults(conn)
+    def _read_feed(self, window: SyncWindow, plan: ReservationPlan, result: SyncResult) -> None:
+        """Stream the window's pages into the plan; any failure to read means Stays said nothing."""
+        fetch_started = monotonic_time.monotonic()
+        where = f"{window.from_date}..{window.to_date} ({window.date_type})"
+        try:
+            pages = self.source.iter_reservation_pages(window.from_date, window.to_date, date_type=window.date_type)
+            for page in pages:
+                planning = monotonic_time.monotonic()
+                plan.take_page(page)
+                result.plan_seconds += monotonic_time.monotonic() - planning
+                result.pages += 1
+                if result.pages % _PROGRESS_EVERY_PAGES == 0:
+                    self.progress(f"read {plan.fetched} reservations ({result.pages} pages) for {where}")
+        except Exception as error:  # noqa: BLE001 - any failure to read Stays is an outage here
+            raise StaysFetchFailed(f"Stays fetch failed, nothing changed: {error}", None) from error
+        result.fetch_seconds = monotonic_time.monotonic() - fetch_started
+        result.fetched = plan.fetched
+        self.progress(f"fetched {plan.fetched} reservations for {where} in {result.fetch_seconds:.1f} s")
 
-        incoming: dict[str, PreparedReservation] = {}
-        unusable: set[str] = set()  # in the feed but malformed: present, so never flagged missing
-        for raw in raw_reservations:
-            try:
-                record = parse_reservation(raw)
-                if record.listing_id not in defaults:
-                    raise InvalidRecord(record.reservation_id, f"_idlisting {record.listing_id!r} is not a known listing")
-                if record.reservation_id in incoming:
-                    raise InvalidRecord(record.reservation_id, f"duplicate _id {record.reservation_id!r} in the feed (first copy kept)")
-                incoming[record.reservation_id] = prepare_reservation(record, defaults[record.listing_id])
-            except InvalidRecord as bad:
-                quarantine.append(Quarantined("reservation", bad.record_id, bad.reason, raw))
-                if _raw_id(raw):
-                    unusable.add(_raw_id(raw))
-        result.fetched = len(raw_reservations)
-
-        existing = self._existing_in_window(conn, window)
-        plan = plan_reservations(existing, incoming.values())
-        plan.missing_candidates = [rid for rid in plan.missing_candidates if rid not in unusable]
-        broken = feed_looks_broken(len(existing), len(incoming), len(plan.missing_candidates))
+    def _apply(self, conn: Connection, window: SyncWindow, plan: ReservationPlan, result: SyncResult) -> None:
+        now = plan.now
+        missing_candidates = plan.missing_candidates()
+        broken = feed_looks_broken(len(plan.existing), len(plan.seen), len(missing_candidates))
         missing: list[str] = []
         if broken:
             result.message = f"{broken}: no stay flagged missing"
             self.progress(result.message)
         else:
-            missing = self._confirm_missing(plan, defaults, quarantine, existing)
+            missing = self._confirm_missing(plan, missing_candidates)
 
-        self._write_reservations(conn, plan.to_write, now)
+        self._write_reservations(conn, plan)
         if missing:
             conn.execute(
                 text("UPDATE pipeline.reservations SET missing_since = :now WHERE reservation_id IN :ids AND missing_since IS NULL")
                 .bindparams(bindparam("ids", expanding=True)),
                 {"now": now, "ids": missing},
             )
-        self._store_quarantine(conn, quarantine, result.sync_id, now)
+        self._store_quarantine(conn, plan.quarantine, result.sync_id, now)
 
         result.created, result.updated = len(plan.created), len(plan.updated)
         result.cancelled, result.unchanged, result.missing = len(plan.cancelled), plan.unchanged, len(missing)
-        result.quarantined = len(quarantine)
-        result.quarantine_reasons = [f"{q.entity} {q.record_id or '?'}: {q.reason}" for q in quarantine[:20]]
-        result.changed_codes = [item.record.code for item in plan.to_write[:50]]
+        result.quarantined = len(plan.quarantine)
+        result.quarantine_reasons = [f"{q.entity} {q.record_id or '?'}: {q.reason}" for q in plan.quarantine[:20]]
+        result.changed_codes = list(plan.changed_codes)
         self.progress(
             f"reservations: {result.created} new, {result.updated} changed, {result.cancelled} cancelled, "
             f"{result.unchanged} unchanged, {result.missing} missing, {result.quarantined} quarantined"
         )
 
-    def _confirm_missing(self, plan: ReservationPlan, defaults: Mapping[str, ListingDefaults],
-                         quarantine: list[Quarantined], existing: Mapping[str, ExistingReservation]) -> list[str]:
+    def _confirm_missing(self, plan: ReservationPlan, candidates: Sequence[str]) -> list[str]:
         """Ask Stays about each stay the feed left out: moved out of the window, or really gone?"""
         missing: list[str] = []
-        for position, rid in enumerate(plan.missing_candidates):
+        for position, rid in enumerate(candidates):
             if position >= _MAX_INDIVIDUAL_LOOKUPS:
-                missing.extend(plan.missing_candidates[position:])
+                missing.extend(candidates[position:])
                 break
             try:
                 raw = self.source.get_reservation(rid)
@@ -335,22 +432,15 @@ class StaysSync:
                 continue
             try:
                 record = parse_reservation(raw)
-                if record.reservation_id != rid or record.listing_id not in defaults:
+                if record.reservation_id != rid or record.listing_id not in plan.defaults:
                     raise InvalidRecord(rid, "lookup by _id returned a different or unknown stay")
-                prepared = prepare_reservation(record, defaults[record.listing_id])
+                prepared = prepare_reservation(record, plan.defaults[record.listing_id], plan.fingerprint_of(raw))
             except InvalidRecord as bad:
-                quarantine.append(Quarantined("reservation", bad.record_id, bad.reason, raw))
+                plan.quarantine.append(Quarantined("reservation", bad.record_id, bad.reason, raw))
                 if _raw_id(raw) != rid:  # Stays answered with another stay: this one is absent
                     missing.append(rid)
                 continue  # present but malformed: quarantined, never flagged missing (its PIN must not go)
-            before = existing[rid]
-            if prepared.row_hash != before.row_hash:
-                plan.updated.append(rid)
-                plan.to_write.append(prepared)
-                if prepared.status == "cancelled" and before.status != "cancelled":
-                    plan.cancelled.append(rid)
-            else:
-                plan.unchanged += 1
+            plan.decide(prepared)
         return missing
 
     def _valid_listings(self, raw_listings: Sequence[object], quarantine: list[Quarantined]) -> list[ListingRecord]:
@@ -379,18 +469,20 @@ class StaysSync:
         known = dict(conn.execute(text("SELECT listing_id, content_hash FROM pipeline.listings")).all())
         changed = [row for row in rows if known.get(row["listing_id"]) != row["content_hash"]]
         if changed:
-            conn.execute(text("""
-                INSERT INTO pipeline.listings (listing_id, short_code, internal_name, title, address, city, status,
-                    time_zone, default_check_in_time, default_check_out_time, content_hash,
-                    first_seen_at, last_seen_at, updated_at)
-                VALUES (:listing_id, :short_code, :internal_name, :title, :address, :city, :status,
-                    :time_zone, :check_in, :check_out, :content_hash, :now, :now, :now)
-                ON CONFLICT (listing_id) DO UPDATE SET
-                    short_code = EXCLUDED.short_code, internal_name = EXCLUDED.internal_name,
-                    title = EXCLUDED.title, address = EXCLUDED.address, city = EXCLUDED.city,
-                    status = EXCLUDED.status, content_hash = EXCLUDED.content_hash,
-                    last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-            """), changed)
+            columns = ("listing_id", "short_code", "internal_name", "title", "address", "city", "status",
+                       "time_zone", "check_in", "check_out", "content_hash", "now", "now", "now")
+            with conn.connection.dbapi_connection.cursor() as cursor:
+                execute_values(cursor, """
+                    INSERT INTO pipeline.listings (listing_id, short_code, internal_name, title, address, city, status,
+                        time_zone, default_check_in_time, default_check_out_time, content_hash,
+                        first_seen_at, last_seen_at, updated_at)
+                    VALUES %s
+                    ON CONFLICT (listing_id) DO UPDATE SET
+                        short_code = EXCLUDED.short_code, internal_name = EXCLUDED.internal_name,
+                        title = EXCLUDED.title, address = EXCLUDED.address, city = EXCLUDED.city,
+                        status = EXCLUDED.status, content_hash = EXCLUDED.content_hash,
+                        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
+                """, [tuple(row[column] for column in columns) for row in changed], page_size=1000)
         return len(changed)
 
     @staticmethod
@@ -407,54 +499,48 @@ class StaysSync:
         else:
             condition = "check_in_date <= :to_date AND check_out_date >= :from_date"
         rows = conn.execute(
-            text(f"SELECT reservation_id, content_hash, status, missing_since FROM pipeline.reservations WHERE {condition}"),
+            text("SELECT reservation_id, content_hash, status, missing_since, source_fingerprint "
+                 f"FROM pipeline.reservations WHERE {condition}"),
             {"from_date": window.from_date, "to_date": window.to_date},
         ).all()
-        return {r.reservation_id: ExistingReservation(r.content_hash, r.status, r.missing_since) for r in rows}
+        return {r[0]: ExistingReservation(r[1], r[2], r[3], r[4]) for r in rows}
 
     @staticmethod
-    def _write_reservations(conn: Connection, items: Sequence[PreparedReservation], now: datetime) -> None:
-        """COPY the changed rows into a temp table, then one set-based upsert (fast at 100k rows)."""
-        if not items:
-            return
-        conn.execute(text("""
-            CREATE TEMP TABLE incoming_reservations (LIKE pipeline.reservations INCLUDING DEFAULTS) ON COMMIT DROP
-        """))
-        buffer = io.StringIO()
-        for item in items:
-            r = item.record
-            cancelled_at = now if item.status == "cancelled" else None
-            buffer.write("\t".join(_copy_value(v) for v in (
-                r.reservation_id, r.code, r.listing_id, r.stays_type, r.kind, item.status,
-                r.check_in_date, r.check_in_time, r.check_out_date, r.check_out_time, item.time_zone,
-                item.check_in_at, item.check_out_at, r.guest_first_name, item.row_hash,
-                now, now, now, cancelled_at, None,
-            )))
-            buffer.write("\n")
-        buffer.seek(0)
+    def _write_reservations(conn: Connection, plan: ReservationPlan) -> None:
+        """New rows are COPYed straight in; changed rows go through a temp table and one upsert."""
+        columns = ", ".join(RESERVATION_COLUMNS)
         raw = conn.connection.dbapi_connection
-        with raw.cursor() as cursor:
-            cursor.copy_expert(
-                "COPY incoming_reservations (reservation_id, code, listing_id, stays_type, kind, status,"
-                " check_in_date, check_in_time, check_out_date, check_out_time, time_zone, check_in_at,"
-                " check_out_at, guest_first_name, content_hash, first_seen_at, last_seen_at, updated_at,"
-                " cancelled_at, missing_since) FROM STDIN",
-                buffer,
-            )
-        conn.execute(text("""
-            INSERT INTO pipeline.reservations AS r
-            SELECT * FROM incoming_reservations
-            ON CONFLICT (reservation_id) DO UPDATE SET
-                code = EXCLUDED.code, listing_id = EXCLUDED.listing_id, stays_type = EXCLUDED.stays_type,
-                kind = EXCLUDED.kind, status = EXCLUDED.status,
-                check_in_date = EXCLUDED.check_in_date, check_in_time = EXCLUDED.check_in_time,
-                check_out_date = EXCLUDED.check_out_date, check_out_time = EXCLUDED.check_out_time,
-                time_zone = EXCLUDED.time_zone, check_in_at = EXCLUDED.check_in_at,
-                check_out_at = EXCLUDED.check_out_at, guest_first_name = EXCLUDED.guest_first_name,
-                content_hash = EXCLUDED.content_hash, last_seen_at = EXCLUDED.last_seen_at,
-                updated_at = EXCLUDED.updated_at, missing_since = NULL,
-                cancelled_at = CASE WHEN EXCLUDED.status = 'cancelled' THEN coalesce(r.cancelled_at, EXCLUDED.cancelled_at) END
-        """))
+        if plan.created:
+            plan.new_rows.seek(0)
+            with raw.cursor() as cursor:
+                cursor.copy_expert(f"COPY pipeline.reservations ({columns}) FROM STDIN", plan.new_rows, size=1 << 20)
+        if plan.updated:
+            conn.execute(text(
+                "CREATE TEMP TABLE incoming_reservations (LIKE pipeline.reservations INCLUDING DEFAULTS) ON COMMIT DROP"
+            ))
+            plan.changed_rows.seek(0)
+            with raw.cursor() as cursor:
+                cursor.copy_expert(f"COPY incoming_reservations ({columns}) FROM STDIN", plan.changed_rows, size=1 << 20)
+            conn.execute(text(f"""
+                INSERT INTO pipeline.reservations AS r ({columns})
+                SELECT {columns} FROM incoming_reservations
+                ON CONFLICT (reservation_id) DO UPDATE SET
+                    code = EXCLUDED.code, listing_id = EXCLUDED.listing_id, stays_type = EXCLUDED.stays_type,
+                    kind = EXCLUDED.kind, status = EXCLUDED.status,
+                    check_in_date = EXCLUDED.check_in_date, check_in_time = EXCLUDED.check_in_time,
+                    check_out_date = EXCLUDED.check_out_date, check_out_time = EXCLUDED.check_out_time,
+                    time_zone = EXCLUDED.time_zone, check_in_at = EXCLUDED.check_in_at,
+                    check_out_at = EXCLUDED.check_out_at, guest_first_name = EXCLUDED.guest_first_name,
+                    content_hash = EXCLUDED.content_hash, source_fingerprint = EXCLUDED.source_fingerprint,
+                    last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at, missing_since = NULL,
+                    cancelled_at = CASE WHEN EXCLUDED.status = 'cancelled' THEN coalesce(r.cancelled_at, EXCLUDED.cancelled_at) END
+            """))
+        if plan.fingerprint_refresh:
+            conn.execute(text("""
+                UPDATE pipeline.reservations r SET source_fingerprint = f.fingerprint
+                FROM unnest(CAST(:ids AS text[]), CAST(:fingerprints AS text[])) AS f(reservation_id, fingerprint)
+                WHERE r.reservation_id = f.reservation_id
+            """), {"ids": list(plan.fingerprint_refresh), "fingerprints": list(plan.fingerprint_refresh.values())})
 
     @staticmethod
     def _store_quarantine(conn: Connection, quarantine: Sequence[Quarantined], sync_id: int | None, now: datetime) -> None:
@@ -506,6 +592,17 @@ class StaysSync:
                    "status": status, "message": message, "sync_id": sync_id})
 
 
+def _release_sync_lock(conn: Connection) -> None:
+    """Unlock; a connection that cannot is dropped from the pool, and its lock with it."""
+    try:
+        conn.rollback()
+        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SYNC_LOCK_KEY})
+        conn.commit()
+    except Exception:  # noqa: BLE001 - the database went away; the server freed the lock with the session
+        log.warning("could not release the sync lock cleanly; discarding the connection", exc_info=True)
+        conn.invalidate()
+
+
 def _listing_hash(listing: ListingRecord) -> str:
     return hashlib.sha256("|".join((
         listing.short_code, listing.internal_name, listing.title, listing.address, listing.city, listing.status,
@@ -518,11 +615,19 @@ def _raw_id(raw: object) -> str | None:
     return value.strip() if isinstance(value, str) and value.strip() else None
 
 
-def _copy_value(value: object) -> str:
-    """Text-format COPY field: NULL as \\N, tabs/newlines/backslashes escaped."""
+_COPY_NULL = "\\N"
+_COPY_SPECIALS = re.compile(r"[\\\t\n\r]")
+_COPY_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
+def _copy_text(value: str | None) -> str:
+    """A text-format COPY field: NULL as \\N; backslash, tab and line breaks escaped."""
     if value is None:
-        return "\\N"
-    if isinstance(value, datetime):
-        return value.isoformat()
-    text_value = str(value)
-    return text_value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n").replace("\r", "\\r")
+        return _COPY_NULL
+    if _COPY_SPECIALS.search(value) is None:
+        return value
+    return _COPY_SPECIALS.sub(lambda match: _COPY_ESCAPES[match.group()], value)
+
+
+def _copy_time(value: time | None) -> str:
+    return _COPY_NULL if value is None else value.isoformat()
