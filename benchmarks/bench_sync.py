@@ -27,11 +27,12 @@ Per run (fresh database each time):
 - the database floor: the same reservation rows (read back from pipeline.reservations) COPYed
   into an empty table with the same columns (``LIKE pipeline.reservations``), median of 3,
   measured in the same run; write time / floor. "Write time" is the sync's own write step
-  (``_write_reservations``: COPY into a temp table + one INSERT .. ON CONFLICT); the sync's whole
-  DB phase (``SyncResult.write_seconds``: parse + validate + local time -> instants + read
-  existing + write + commit) is shown beside it;
+  (``_write_reservations``: new rows COPYed straight into pipeline.reservations, changed rows
+  through a temp table and one INSERT .. ON CONFLICT). The sync's database time is reading the
+  stored rows and listings plus its write transaction; parsing happens while pages arrive
+  (``SyncResult.plan_seconds``) and is shown inside the fetch;
 - second sync, nothing changed at the source: created/updated counts, rows whose
-  last_seen_at/updated_at moved (must be 0), and its DB phase / the first's.
+  last_seen_at/updated_at moved (must be 0), and its database time / the first's.
 With --tracemalloc, one extra first sync runs under tracemalloc (Python allocation peak; slow).
 """
 
@@ -237,7 +238,6 @@ class TimedSource:
     def __init__(self, client) -> None:
         self.client = client
         self.seconds: dict[str, float] = defaultdict(float)
-        self.last_reservations: list[object] = []
 
     def list_listings(self, status=None):
         started = time.perf_counter()
@@ -246,11 +246,12 @@ class TimedSource:
         finally:
             self.seconds["listings"] += time.perf_counter() - started
 
-    def list_reservations(self, from_date, to_date, *, date_type="arrival"):
+    def iter_reservation_pages(self, from_date, to_date, *, date_type="arrival"):
+        """The client's page stream; the CPU figure includes the sync's planning, which runs between pages."""
+        pages = self.client.iter_reservation_pages(from_date, to_date, date_type=date_type)
         started, cpu = time.perf_counter(), time.process_time()
         try:
-            self.last_reservations = self.client.list_reservations(from_date, to_date, date_type=date_type)
-            return self.last_reservations
+            yield from pages
         finally:
             self.seconds["reservations"] += time.perf_counter() - started
             self.seconds["reservations_cpu"] += time.process_time() - cpu
@@ -289,8 +290,8 @@ def profiled_sync_class():
         def _existing_in_window(self, conn, window):
             return self._timed("read_existing", StaysSync._existing_in_window, conn, window)
 
-        def _write_reservations(self, conn, items, now):
-            return self._timed("write", StaysSync._write_reservations, conn, items, now)
+        def _write_reservations(self, conn, plan):
+            return self._timed("write", StaysSync._write_reservations, conn, plan)
 
         def _store_quarantine(self, conn, quarantine, sync_id, now):
             return self._timed("quarantine", StaysSync._store_quarantine, conn, quarantine, sync_id, now)
@@ -328,7 +329,6 @@ def one_sync(url: str, base_url: str, now: datetime, latency: float, pids) -> di
     figures["fetch_parts"] = dict(source.seconds)
     figures["fetch_cpu_per_page_ms"] = 1000 * source.seconds["reservations_cpu"] / max(1, figures["pages"] - n_listing_pages)
     figures["phase"] = dict(sync.phase)
-    figures["raw"] = source.last_reservations
     figures["floor"] = figures["pages"] * latency / figures["concurrency"]
     return figures
 
@@ -381,11 +381,11 @@ def rows_touched_since(url: str, since: datetime) -> tuple[int, int]:
         conn.close()
 
 
-def python_parse_cost(raw: list[object]) -> float:
-    """Pure-Python cost of parse_reservation + prepare_reservation over the same feed (no database)."""
+def python_parse_cost(raw: list[object]) -> dict[str, float]:
+    """Pure-Python cost over the same feed (no database): full parse + prepare, and the fingerprint alone."""
     from datetime import time as dtime
 
-    from lock_pipeline.stays.records import InvalidRecord, parse_reservation
+    from lock_pipeline.stays.records import InvalidRecord, parse_reservation, reservation_fingerprint
     from lock_pipeline.stays.sync import ListingDefaults, prepare_reservation
 
     defaults = ListingDefaults(ZONE, dtime(15), dtime(11))
@@ -395,7 +395,17 @@ def python_parse_cost(raw: list[object]) -> float:
             prepare_reservation(parse_reservation(item), defaults)
         except InvalidRecord:
             pass
-    return time.perf_counter() - started
+    parse = time.perf_counter() - started
+    started = time.perf_counter()
+    for item in raw:
+        reservation_fingerprint(item, defaults.fingerprint_salt)
+    return {"parse": parse, "fingerprint": time.perf_counter() - started}
+
+
+def database_seconds(figures: dict) -> float:
+    """The sync's own time in Postgres: reading the stored rows and listings, then the write transaction."""
+    phase = figures["phase"]
+    return phase.get("read_existing", 0.0) + phase.get("listing_defaults", 0.0) + figures["result"].write_seconds
 
 
 # ---------------------------------------------------------------------------- main
@@ -431,6 +441,10 @@ def main() -> None:
           f"{(info['stock_reservation_page_s'] * (n_stays / 20) + info['stock_listing_page_s'] * n_listings / 20) / 3600:.1f} h "
           f"for one feed (pages are served one at a time under its lock)", flush=True)
 
+    parse_cost = python_parse_cost(build_feed(n_listings, n_stays)[1])
+    print(f"Python cost over the whole feed, no database: parse + prepare {parse_cost['parse']:.2f} s "
+          f"(what a new or changed stay costs); fingerprint only {parse_cost['fingerprint']:.2f} s "
+          f"(what an unchanged stay costs)", flush=True)
     runs = []
     try:
         with benchlib.embedded_server("lp-bench-sync-") as server:
@@ -444,8 +458,6 @@ def main() -> None:
                 later = BENCH_NOW + timedelta(minutes=30)
                 second = one_sync(url, info["base_url"], later, args.latency, pids)
                 touched = rows_touched_since(url, later)
-                parse_cost = python_parse_cost(first["raw"])
-                first["raw"] = second["raw"] = None
                 run = {"first": first, "second": second, "copy": floor, "touched": touched, "parse": parse_cost}
                 runs.append(run)
                 _print_run(number, run)
@@ -455,7 +467,6 @@ def main() -> None:
                 traced = one_sync(url, info["base_url"], BENCH_NOW, args.latency, pids)
                 _, traced_peak = tracemalloc.get_traced_memory()
                 tracemalloc.stop()
-                traced["raw"] = None
                 print(f"traced run: tracemalloc peak {mib(traced_peak)} of Python allocations during one first sync "
                       f"(wall {traced['wall']:.1f} s under tracing, not comparable)", flush=True)
             else:
@@ -505,16 +516,17 @@ def _print_run(number: int, run: dict) -> None:
     write = first["phase"].get("write", 0.0)
     print(f"run {number}: first sync {first['wall']:.1f} s: fetch {first['fetch']:.1f} s "
           f"({first['pages']} pages, {first['requests']} requests, floor {first['floor']:.1f} s, "
-          f"x{first['fetch'] / first['floor']:.2f}); DB phase {r1.write_seconds:.2f} s "
-          f"(write step {write:.2f} s = x{write / floor['plain']:.2f} of COPY {floor['plain']:.2f} s; "
-          f"read existing {first['phase'].get('read_existing', 0):.2f} s; Python parse+prepare ~{run['parse']:.2f} s); "
+          f"x{first['fetch'] / first['floor']:.2f}; planning the pages as they came {r1.plan_seconds:.2f} s of it); "
+          f"database {database_seconds(first):.2f} s (write step {write:.2f} s = x{write / floor['plain']:.2f} "
+          f"of COPY {floor['plain']:.2f} s, x{write / floor['indexed']:.2f} of an indexed COPY {floor['indexed']:.2f} s); "
           f"created {r1.created}, cancelled {r1.cancelled}, quarantined {r1.quarantined}; "
           f"peak RSS {mib(first['peak_own'])}", flush=True)
-    print(f"       second sync {second['wall']:.1f} s: fetch {second['fetch']:.1f} s; DB phase {r2.write_seconds:.2f} s "
-          f"(x{r2.write_seconds / r1.write_seconds:.2f} of the first's; read existing "
-          f"{second['phase'].get('read_existing', 0):.2f} s, the rest is parsing); created {r2.created}, updated {r2.updated}, "
-          f"unchanged {r2.unchanged}; listings written {second['listings'].written}; rows touched "
-          f"{run['touched'][0]} reservations, {run['touched'][1]} listings", flush=True)
+    print(f"       second sync {second['wall']:.1f} s: fetch {second['fetch']:.1f} s (planning {r2.plan_seconds:.2f} s); "
+          f"database {database_seconds(second):.2f} s = x{database_seconds(second) / database_seconds(first):.2f} "
+          f"of the first's (read existing {second['phase'].get('read_existing', 0):.2f} s, write transaction "
+          f"{r2.write_seconds:.2f} s); created {r2.created}, updated {r2.updated}, unchanged {r2.unchanged}; "
+          f"listings written {second['listings'].written}; rows touched {run['touched'][0]} reservations, "
+          f"{run['touched'][1]} listings", flush=True)
 
 
 def _summary(runs: list[dict], args, info: dict, expected_pages: int, traced_peak: int | None,
@@ -530,10 +542,12 @@ def _summary(runs: list[dict], args, info: dict, expected_pages: int, traced_pea
     copy_indexed = [r["copy"]["indexed"] for r in runs]
     write_ratio = [w / c for w, c in zip(write, copy_plain)]
     write_ratio_indexed = [w / c for w, c in zip(write, copy_indexed)]
-    db_phase = [f["result"].write_seconds for f in first]
+    db_phase = [database_seconds(f) for f in first]
     db_ratio = [d / c for d, c in zip(db_phase, copy_plain)]
-    second_db = [s["result"].write_seconds for s in second]
+    second_db = [database_seconds(s) for s in second]
     second_share = [s / f for s, f in zip(second_db, db_phase)]
+    plan_first = [f["result"].plan_seconds for f in first]
+    plan_second = [s["result"].plan_seconds for s in second]
     peaks = [f["peak_own"] for f in first]
     pg_peaks = [f["peak_others"] for f in first]
     written_second = [s["result"].created + s["result"].updated for s in second]
@@ -548,17 +562,19 @@ def _summary(runs: list[dict], args, info: dict, expected_pages: int, traced_pea
     print(f"  fetch: {spread([f['fetch'] for f in first])}; API floor pages x latency / concurrency = "
           f"{median([f['floor'] for f in first]):.1f} s")
     print(f"  fetch / floor: {spread(fetch_ratio, 'x')}  target <= 1.5x: {verdict(median(fetch_ratio) <= 1.5)}")
-    print(f"  pipeline-process CPU per reservations page while fetching (httpx, JSON, threads): "
+    print(f"  of the fetch, planning pages in the sync's thread as they arrive (parse, validate, instants, COPY "
+          f"text; overlaps the requests in flight): {spread(plan_first)}")
+    print(f"  pipeline-process CPU per reservations page while fetching (httpx, JSON, threads, planning): "
           f"{spread([f['fetch_cpu_per_page_ms'] for f in first], 'ms', 2)} against a per-page floor of "
           f"{1000 * args.latency / first[0]['concurrency']:.1f} ms (latency / concurrency)")
-    print(f"  write step (COPY -> temp + INSERT .. ON CONFLICT): {spread(write)}; plain COPY of the same "
+    print(f"  write step (new rows COPYed into pipeline.reservations; changed rows COPY -> temp + upsert): "
+          f"{spread(write)}; plain COPY of the same "
           f"{runs[0]['copy']['rows']} rows into an empty table: {spread(copy_plain)} "
           f"(into a copy with the same indexes and checks: {spread(copy_indexed)})")
     print(f"  write / plain COPY: {spread(write_ratio, 'x')}  target <= 3x: {verdict(median(write_ratio) <= 3)}; "
           f"write / indexed COPY: {spread(write_ratio_indexed, 'x')}")
-    print(f"  whole DB phase (parse, validate, instants, read existing, write, commit): {spread(db_phase)} "
-          f"= {spread(db_ratio, 'x')} of plain COPY; of which Python parse+prepare alone "
-          f"{spread([r['parse'] for r in runs])}")
+    print(f"  database time (read stored rows and listings, write transaction incl. commit): {spread(db_phase)} "
+          f"= {spread(db_ratio, 'x')} of plain COPY")
     parts = defaultdict(list)
     for f in first:
         for key, value in f["phase"].items():
@@ -572,8 +588,10 @@ def _summary(runs: list[dict], args, info: dict, expected_pages: int, traced_pea
           f"{spread([p / MiB for p in pg_peaks], 'MiB', 0)}; sandbox process RSS {mib(sandbox_rss)}")
     print(f"second sync, nothing changed: {spread([s['wall'] for s in second])} wall; created+updated "
           f"{written_second}; rows touched {touched}  target 0: {verdict(max(written_second) == 0 and max(touched) == 0)}")
-    print(f"  DB phase {spread(second_db)} = {spread(second_share, 'x')} of the first's  target < 0.25: "
+    print(f"  database time {spread(second_db)} = {spread(second_share, 'x')} of the first's  target < 0.25: "
           f"{verdict(median(second_share) < 0.25)}")
+    print(f"  planning CPU (fingerprints; nothing parsed unless changed): {spread(plan_second)} against "
+          f"{spread(plan_first)} in the first sync")
 
 
 if __name__ == "__main__":

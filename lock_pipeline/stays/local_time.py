@@ -12,12 +12,17 @@ spring-forward day it would put a 02:30-03:15 block's end before its start.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from datetime import date, datetime, time, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 
+@lru_cache(maxsize=65536)
 def local_instant(day: date, at: time, zone: str | ZoneInfo) -> datetime:
-    """The aware UTC instant of ``day`` ``at`` on the wall clock of ``zone``."""
+    """The aware UTC instant of ``day`` ``at`` on the wall clock of ``zone``.
+
+    Cached: a feed of 100,000 stays has a few thousand distinct (day, time, zone) triples.
+    """
     if at.tzinfo is not None:
         raise ValueError(f"{at!r} carries a time zone: pass the listing's wall-clock time, naive")
     tz = zone if isinstance(zone, ZoneInfo) else _zone(zone)

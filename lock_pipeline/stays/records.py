@@ -127,7 +127,7 @@ def parse_reservation(raw: object) -> ReservationRecord:
         guest_first_name=_guest_first_name(raw.get("guestsDetails")),
         created_date=_lenient_date(raw.get("creationDate")),
     )
-    return ReservationRecord(**fields, content_hash=_hash(fields))
+    return ReservationRecord(**fields, content_hash=_digest(tuple(fields.values())))
 
 
 # The raw fields whose values end up in a stored row (plus the guest's first name, below).
@@ -144,7 +144,8 @@ def reservation_fingerprint(raw: object, salt: str) -> str | None:
         return None
     values = [raw.get(key) for key in _FINGERPRINT_FIELDS]
     values.append(_guest_first_name(raw.get("guestsDetails")))
-    return hashlib.blake2b(repr((values, salt)).encode(), digest_size=16).hexdigest()
+    values.append(salt)
+    return _digest(tuple(values))
 
 
 def _record_id(raw: dict) -> str | None:
@@ -229,12 +230,17 @@ def _guest_first_name(details: object) -> str | None:
     guests = details.get("list") if isinstance(details, dict) else None
     if not isinstance(guests, list):
         return None
-    people = [g for g in guests if isinstance(g, dict)]
-    chosen = next((g for g in people if g.get("primary") is True), people[0] if people else None)
-    name = chosen.get("name") if chosen else None
-    if not isinstance(name, str) or not name.split():
-        return None
-    return name.split()[0][:_SHOWN_VALUE_CHARS]
+    chosen = None
+    for guest in guests:
+        if isinstance(guest, dict):
+            if guest.get("primary") is True:
+                chosen = guest
+                break
+            if chosen is None:
+                chosen = guest
+    name = chosen.get("name") if chosen is not None else None
+    words = name.split(maxsplit=1) if isinstance(name, str) else None
+    return words[0][:_SHOWN_VALUE_CHARS] if words else None
 
 
 def _title(titles: object) -> str:
@@ -258,6 +264,11 @@ def _one_line_address(address: dict) -> str:
     if unit:
         head = f"{head} - {unit}" if head else unit
     return ", ".join(part for part in (head, city) if part)
+
+
+def _digest(values: tuple) -> str:
+    """A stable digest of plain values (str, numbers, None, dates, times, lists, dicts): their repr."""
+    return hashlib.blake2b(repr(values).encode(), digest_size=32).hexdigest()
 
 
 def _hash(fields: dict[str, Any]) -> str:

@@ -19,6 +19,7 @@ import re
 import time as monotonic_time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import date, datetime, time
 from typing import Protocol, TextIO
 
@@ -79,7 +80,7 @@ class ListingDefaults:
     check_in: time
     check_out: time
 
-    @property
+    @cached_property
     def fingerprint_salt(self) -> str:
         """What a stay's row depends on besides its own record."""
         return f"{self.time_zone}|{self.check_in}|{self.check_out}"
