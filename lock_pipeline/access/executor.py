@@ -1,10 +1,14 @@
 """Carries out one PIN action against the lock, exactly once, with the audit trail.
 
-Exactly once: the code row (with its encrypted PIN) is committed *before* Tuya is called,
-and before creating, the lock's own list is searched for a PIN with this code's name and
-window. A run killed between Tuya's answer and the final commit therefore adopts its PIN on
-the next attempt instead of creating a second one. A per-lock advisory lock keeps two runs
-off one lock, and every action re-checks, on fresh rows, that it is still wanted.
+Exactly once: the code row (with its encrypted PIN) is committed *before* Tuya is called.
+When that row already existed before this attempt (``programming`` or ``failed``: an earlier
+attempt may have reached Tuya), the lock's own list is searched for a PIN with this code's
+name and window before creating, so a run killed between Tuya's answer and the final commit
+adopts its PIN on the next attempt instead of creating a second one. A row this attempt has
+just inserted needs no search: it did not exist, so no attempt can have programmed it. (Every
+row that left the live states went through a revoke, which deleted its PIN or found none.)
+A per-lock advisory lock keeps two runs off one lock, and every action re-checks, on fresh
+rows, that it is still wanted.
 """
 
 from __future__ import annotations
@@ -96,7 +100,8 @@ class AccessExecutor:
                         last_run_id = :run, next_attempt_at = NULL WHERE code_id = :c
                 """), {"a": attempts, "now": now, "run": self.run_id, "c": code_id})
         try:
-            password_id, phase, how = self._program(action, code_id, pin, label, length)
+            password_id, phase, how = self._program(action, code_id, pin, label, length,
+                                                    earlier_attempts=row is not None)
         except (TuyaError, OSError) as error:
             self._generate_failed(action, code_id, attempts, error, final_attempt)
             raise
@@ -112,12 +117,18 @@ class AccessExecutor:
                                password_id=password_id, detail=how)
         return Outcome(action, state, how, password_id)
 
-    def _program(self, action: Action, code_id: int, pin: str, label: str, length: int) -> tuple[str, int | None, str]:
-        """Adopt our PIN if an earlier, interrupted attempt already put it on the lock; else create it."""
-        for existing in self.tuya.list_temp_passwords(action.device_id):
-            if existing.name == label and existing.effective_time == action.window.start \
-                    and existing.invalid_time == action.window.end:
-                return existing.password_id, existing.phase, "adopted the PIN an interrupted attempt created"
+    def _program(self, action: Action, code_id: int, pin: str, label: str, length: int, *,
+                 earlier_attempts: bool = True) -> tuple[str, int | None, str]:
+        """Adopt our PIN if an earlier, interrupted attempt already put it on the lock; else create it.
+
+        ``earlier_attempts`` is False only for a code row this attempt inserted: then no earlier
+        PIN can exist and the lock's list is not read.
+        """
+        if earlier_attempts:
+            for existing in self.tuya.list_temp_passwords(action.device_id):
+                if existing.name == label and existing.effective_time == action.window.start \
+                        and existing.invalid_time == action.window.end:
+                    return existing.password_id, existing.phase, "adopted the PIN an interrupted attempt created"
         try:
             password_id = self._create(action, pin, label)
         except TuyaError as error:
