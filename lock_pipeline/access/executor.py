@@ -9,6 +9,11 @@ just inserted needs no search: it did not exist, so no attempt can have programm
 row that left the live states went through a revoke, which deleted its PIN or found none.)
 A per-lock advisory lock keeps two runs off one lock, and every action re-checks, on fresh
 rows, that it is still wanted.
+
+Truthful states: a create answers only with the password's id, not whether the lock has it.
+So a new PIN is recorded ``pending_on_lock`` with its phase unknown, and the ``confirm``
+action (planned by the sensor at its next tick) reads the phase and records ``active``. The
+database never says ``active`` for a PIN the lock has not confirmed.
 """
 
 from __future__ import annotations
@@ -121,8 +126,10 @@ class AccessExecutor:
                  earlier_attempts: bool = True) -> tuple[str, int | None, str]:
         """Adopt our PIN if an earlier, interrupted attempt already put it on the lock; else create it.
 
-        ``earlier_attempts`` is False only for a code row this attempt inserted: then no earlier
-        PIN can exist and the lock's list is not read.
+        Returns the password id, its phase when known (adopted: the lock's list says; created:
+        ``None``, left to the confirm action) and what was done. ``earlier_attempts`` is False
+        only for a code row this attempt inserted: then no earlier PIN can exist and the lock's
+        list is not read.
         """
         if earlier_attempts:
             for existing in self.tuya.list_temp_passwords(action.device_id):
@@ -140,8 +147,7 @@ class AccessExecutor:
                 conn.execute(text("UPDATE pipeline.access_codes SET pin_ciphertext = :c, pin_masked = :m WHERE code_id = :id"),
                              {"c": self.vault.encrypt(pin), "m": mask_pin(pin), "id": code_id})
             password_id = self._create(action, pin, label)
-        phase = self.tuya.get_temp_password(action.device_id, password_id).phase
-        return password_id, phase, "created"
+        return password_id, None, "created; the lock's confirmation is read by the next confirm"
 
     def _create(self, action: Action, pin: str, label: str) -> str:
         return self.tuya.create_temp_password(action.device_id, pin=pin, name=label,
