@@ -12,7 +12,7 @@ beyond that). Dagster's runs and events go to Postgres too (a second database on
 server), as in the deployment's dagster.yaml.
 
 What runs is the real thing, in this process: one evaluation of ``pin_actions_sensor`` (batches of
-``max_actions_per_run`` = 25 actions per run beyond 10 due actions), then every RunRequest it
+``max_actions_per_run`` = 100 actions per run beyond 10 due actions), then every RunRequest it
 returned is executed with ``pin_actions_job.execute_in_process`` on a pool of 3 threads, the
 run queue's limit of concurrent Tuya runs (dagster.yaml: tag ``lock_pipeline/tuya`` limit 3).
 The Tuya resource uses the production defaults (timeout 10 s, 4 attempts, backoff 0.5 s), and

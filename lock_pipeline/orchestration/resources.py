@@ -160,7 +160,7 @@ class PipelineConfig(ConfigurableResource):
     missing_tolerance_hours: int = 24
     match_auto_confirm_score: float = 92.0
     match_min_margin: float = 8.0
-    max_actions_per_run: int = 25
+    max_actions_per_run: int = 100
 
     @property
     def check_in_time(self) -> time:
