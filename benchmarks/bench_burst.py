@@ -12,7 +12,7 @@ beyond that). Dagster's runs and events go to Postgres too (a second database on
 server), as in the deployment's dagster.yaml.
 
 What runs is the real thing, in this process: one evaluation of ``pin_actions_sensor`` (batches of
-``max_actions_per_run`` = 25 actions per run beyond 10 due actions), then every RunRequest it
+``max_actions_per_run`` = 100 actions per run beyond 10 due actions), then every RunRequest it
 returned is executed with ``pin_actions_job.execute_in_process`` on a pool of 3 threads, the
 run queue's limit of concurrent Tuya runs (dagster.yaml: tag ``lock_pipeline/tuya`` limit 3).
 The Tuya resource uses the production defaults (timeout 10 s, 4 attempts, backoff 0.5 s), and
@@ -25,6 +25,13 @@ not counting throttled ones, / 20 rps), the ratio, a second floor for the minimu
 (ticket + create, one token), calls per PIN by endpoint, runs launched (= processes the real
 deployment starts, each paying a process start measured here), throttled answers and how many
 ended a PIN in ``failed`` (throttling left unretried), peak RSS. Target: within 1.5x of the floor.
+
+Then the confirm phase: a create leaves its code ``pending_on_lock`` (the create's answer does
+not say the lock has the PIN) and the sensor's next tick plans a ``confirm`` (one phase read)
+for each. Here that second evaluation runs as soon as the generate runs have finished, and its
+runs on the same pool; printed: when every code is ``active`` in the database, and its calls.
+In the deployment the tick comes every 30 s and its confirm runs queue behind the generate
+runs already queued, so "active in the database" follows the last create by about this phase.
 """
 
 from __future__ import annotations
@@ -262,6 +269,21 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
                 t_runs = time.monotonic() - t0
                 stop.set()
                 poller.join()
+                created = dict(sandbox.created_at)
+                figures["requests"] = sandbox.request_count
+                figures["answers"] = dict(sandbox.answers)
+                figures["throttled_by_kind"] = dict(sandbox.throttled_by_kind)
+                figures.update(db_states(url))  # after the generate runs: pending_on_lock until confirmed
+
+                # The confirm phase: the sensor's next tick (cursor carried over) and its runs.
+                confirm_context = build_sensor_context(instance=instance, cursor=context.cursor,
+                                                       resources=sensor_resources)
+                confirm_result = pin_actions_sensor(confirm_context)
+                confirm_requests = [r for r in (confirm_result if isinstance(confirm_result, list) else [])
+                                    if isinstance(r, RunRequest)]
+                with ThreadPoolExecutor(max_workers=QUEUE_LIMIT, thread_name_prefix="confirm") as pool:
+                    confirm_outcomes = list(pool.map(execute, confirm_requests))
+                t_confirmed = time.monotonic() - t0
             figures["sensor_s"] = t_sensor
             figures["runs"] = len(requests)
             figures["actions"] = sum(len(r.run_config["ops"]["planned_pin_actions"]["config"]["actions"])
@@ -270,15 +292,17 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
             figures["runs_done_s"] = t_runs
             figures["peak_own"] = own.peak
             figures["peak_pg"] = pg.peak
-        created = sandbox.created_at
+            figures["confirm_runs"] = len(confirm_requests)
+            figures["confirm_failed_runs"] = sum(1 for o in confirm_outcomes if not o.success)
+            figures["confirm_done_s"] = t_confirmed
         figures["on_lock"] = len(created)
         figures["all_on_lock_s"] = (max(created.values()) - t0) if len(created) >= n else None
         figures["all_on_lock_polled_s"] = (max(on_lock_polled.values()) - t0) if len(on_lock_polled) >= n else None
-        figures["requests"] = sandbox.request_count
-        figures["answers"] = dict(sandbox.answers)
-        figures["throttled"] = sum(v for (kind, code), v in sandbox.answers.items() if code == 1110)
-        figures["throttled_by_kind"] = dict(sandbox.throttled_by_kind)
-        figures.update(db_states(url))
+        figures["throttled"] = sum(v for (kind, code), v in figures["answers"].items() if code == 1110)
+        after = db_states(url)
+        figures["confirm_states"] = after["states"]
+        figures["all_active_db_s"] = t_confirmed if after["states"].get("active", 0) >= n else None
+        figures["confirm_answers"] = dict(Counter(sandbox.answers) - Counter(figures["answers"]))
     finally:
         sandbox.stop()
         import shutil
@@ -341,6 +365,11 @@ def _print_burst(number: int, f: dict, n: int, rps: float) -> None:
           f"({f['throttled']} throttled 1110), needed {needed} -> floor {floor:.1f} s"
           + (f", ratio x{done / floor:.2f}" if done else ""), flush=True)
     print(f"  code states {f['states']}; events {f['events']}; peak RSS {mib(f['peak_own'])}", flush=True)
+    confirm_calls = sum(v for (_kind, code), v in f["confirm_answers"].items() if code != 1110)
+    print(f"  confirm phase: {f['confirm_runs']} runs ({f['confirm_failed_runs']} failed), {confirm_calls} Tuya calls "
+          f"not throttled ({sum(v for (_k, c), v in f['confirm_answers'].items() if c == 1110)} throttled); "
+          + (f"every code active in the database after {f['all_active_db_s']:.1f} s" if f["all_active_db_s"] is not None
+             else f"codes {f['confirm_states']}"), flush=True)
 
 
 def _summary(bursts: list[dict], n: int, rps: float, start_cost: float) -> None:
@@ -374,6 +403,14 @@ def _summary(bursts: list[dict], n: int, rps: float, start_cost: float) -> None:
     print(f"runs launched (= run processes in the deployment): {[x['runs'] for x in bursts]}; each real run first "
           f"starts a process (import Dagster + the code location: {start_cost:.1f} s measured here), so with "
           f"{QUEUE_LIMIT} at a time add about {b['runs'] / QUEUE_LIMIT * start_cost:.0f} s to the in-process time")
+    active = [x["all_active_db_s"] for x in bursts if x["all_active_db_s"] is not None]
+    confirm_calls = Counter()
+    for (kind, code), count in b["confirm_answers"].items():
+        if code != 1110:
+            confirm_calls[kind] += count
+    print(f"then every code active in the database (the next tick's confirm runs, {[x['confirm_runs'] for x in bursts]} "
+          f"runs): {spread(active, 's', 1) if active else 'not reached'}; confirm calls per PIN: " +
+          ", ".join(f"{k} {v / n:.2f}" for k, v in confirm_calls.most_common()))
     print(f"sensor evaluation {spread([x['sensor_s'] for x in bursts], 's', 2)}; all runs finished "
           f"{spread([x['runs_done_s'] for x in bursts], 's', 1)}")
     print(f"peak RSS of this process (runs, sandbox, sensor): {spread([x['peak_own'] / MiB for x in bursts], 'MiB', 0)}; "

@@ -70,7 +70,7 @@ class Settings:
     missing_tolerance_hours: int = 24
     match_auto_confirm_score: float = 92.0
     match_min_margin: float = 8.0
-    max_actions_per_run: int = 25
+    max_actions_per_run: int = 100
 
     @property
     def uses_embedded_database(self) -> bool:
@@ -131,7 +131,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
         missing_tolerance_hours=reader.integer("LOCK_PIPELINE_MISSING_TOLERANCE_HOURS", 24, minimum=1, maximum=24 * 30),
         match_auto_confirm_score=reader.number("LOCK_PIPELINE_MATCH_AUTO_CONFIRM_SCORE", 92.0, minimum=0, maximum=100),
         match_min_margin=reader.number("LOCK_PIPELINE_MATCH_MIN_MARGIN", 8.0, minimum=0, maximum=100),
-        max_actions_per_run=reader.integer("LOCK_PIPELINE_MAX_ACTIONS_PER_RUN", 25, minimum=1, maximum=500),
+        max_actions_per_run=reader.integer("LOCK_PIPELINE_MAX_ACTIONS_PER_RUN", 100, minimum=1, maximum=500),
     )
     if problems:
         raise SettingsError(problems)

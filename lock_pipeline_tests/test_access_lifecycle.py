@@ -4,6 +4,7 @@ a controlled clock moved through a week. At every step the sandbox lock's own an
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import date, timedelta
 
 import pytest
@@ -176,10 +177,147 @@ def test_a_run_killed_between_tuya_and_the_commit_adopts_its_pin(world, harness,
     assert len(h.tuya.pins(k1)) == 1
 
     h.move_to(local(D0, 9, 11))  # the stale programming row is picked up again
+    h.sync()
+    seen = len(h.tuya.request_log)
+    [retry] = h.tick()
+    assert retry.success
+    retry_calls = calls_by_kind(h.tuya.request_log[seen:])
+    # The row existed before this attempt, so the lock's list is read, and the PIN found there is adopted.
+    assert retry_calls["list_temp_passwords"] == 1 and retry_calls["create"] == retry_calls["ticket"] == 0, retry_calls
     h.settle()
     assert h.state_of("KILLD") == "active"
     assert len(h.tuya.pins(k1)) == 1  # adopted, not created twice
     assert h.opens("KILLD", k1, at=local(D0, 14))
+
+
+def test_a_run_killed_before_tuya_searches_the_lock_then_creates_once(world, harness, monkeypatch):
+    """Killed after the code row was committed, before any Tuya call: the retry cannot know that,
+    so it reads the lock's list first, finds nothing and creates the PIN once."""
+    l1, k1 = world.listing(1, "Higienópolis 72")
+    world.stay("EARLY", l1, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    from lock_pipeline.access import executor as executor_module
+
+    real_program = executor_module.AccessExecutor._program
+
+    def die_before_tuya(self, *args, **kwargs):
+        raise SystemExit("process killed")
+
+    monkeypatch.setattr(executor_module.AccessExecutor, "_program", die_before_tuya)
+    [killed] = h.tick()
+    assert not killed.success and h.state_of("EARLY") == "programming" and h.tuya.pins(k1) == []
+    monkeypatch.setattr(executor_module.AccessExecutor, "_program", real_program)
+
+    h.move_to(local(D0, 9, 11))
+    h.sync()
+    seen = len(h.tuya.request_log)
+    [retry] = h.tick()
+    assert retry.success
+    calls = calls_by_kind(h.tuya.request_log[seen:])
+    assert (calls["list_temp_passwords"], calls["ticket"], calls["create"]) == (1, 1, 1), calls
+    h.settle()
+    assert h.state_of("EARLY") == "active" and len(h.tuya.pins(k1)) == 1
+
+
+def calls_by_kind(log: list[tuple[str, str]]) -> Counter:
+    """The sandbox's request log, counted by what each call is."""
+    kinds: Counter = Counter()
+    for method, path in log:
+        if path.startswith("/v1.0/token"):
+            kind = "token_refresh" if path != "/v1.0/token" else "token"
+        elif path.endswith("/door-lock/password-ticket"):
+            kind = "ticket"
+        elif method == "POST" and path.endswith("/door-lock/temp-password"):
+            kind = "create"
+        elif method == "GET" and path.endswith("/door-lock/temp-passwords"):
+            kind = "list_temp_passwords"
+        elif method == "GET" and "/door-lock/temp-password/" in path:
+            kind = "get_temp_password"
+        elif method == "DELETE":
+            kind = "delete"
+        else:
+            kind = f"{method} {path}"
+        kinds[kind] += 1
+    return kinds
+
+
+def test_a_burst_costs_a_ticket_and_a_create_per_pin_and_one_token_per_run(world, harness, monkeypatch):
+    """More than 10 PINs due at once go in one run: one Tuya client (one token) for the run, then
+    exactly a ticket and a create per PIN: no search of the lock's list for a row the attempt has
+    just inserted, no phase read after the create. The codes say pending_on_lock (the create's
+    answer does not say the lock has the PIN) until the next tick's confirm reads the phase."""
+    from lock_pipeline.access import executor as executor_module
+
+    n = 12  # > SINGLE_ACTION_RUNS_UP_TO: batched into one run
+    listings = [world.listing(i, f"Rua Burst {i}") for i in range(1, n + 1)]
+    for i, (listing_id, _device) in enumerate(listings):
+        world.stay(f"BRST{i:02d}", listing_id, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    clients = []
+    real_init = executor_module.AccessExecutor.__init__
+
+    def remember_client(self, engine, tuya, *args, **kwargs):
+        clients.append(tuya)
+        real_init(self, engine, tuya, *args, **kwargs)
+
+    monkeypatch.setattr(executor_module.AccessExecutor, "__init__", remember_client)
+
+    seen = len(h.tuya.request_log)
+    [run] = h.tick()
+    assert run.success
+    calls = calls_by_kind(h.tuya.request_log[seen:])
+    assert calls == Counter({"token": 1, "ticket": n, "create": n}), calls
+    assert len(clients) == n and len({id(c) for c in clients}) == 1  # one client for every step of the run
+    assert clients[0]._http.is_closed  # closed when the run ended
+    codes = [h.state_of(f"BRST{i:02d}") for i in range(n)]
+    assert codes == ["pending_on_lock"] * n  # created, not yet confirmed: the database does not claim "active"
+    for _listing, device in listings:
+        assert [p.phase for p in h.tuya.pins(device)] == [2]  # (the sandbox's locks are online: on the lock)
+
+    seen = len(h.tuya.request_log)
+    [confirms] = h.tick()  # the next tick confirms them: one phase read each, in one run
+    assert confirms.success
+    assert calls_by_kind(h.tuya.request_log[seen:]) == Counter({"token": 1, "get_temp_password": n})
+    assert [h.state_of(f"BRST{i:02d}") for i in range(n)] == ["active"] * n
+    assert h.tick() == []
+    h.assert_truth()
+
+
+def test_a_long_lived_client_renews_an_expired_token_between_steps(world, harness, monkeypatch):
+    """The run's one client outlives its token: the cloud answers 1010, the client renews with its
+    refresh token and repeats the call, and every PIN is still created exactly once."""
+    from lock_pipeline.access import executor as executor_module
+
+    n = 11
+    listings = [world.listing(i, f"Rua Token {i}") for i in range(1, n + 1)]
+    for i, (listing_id, _device) in enumerate(listings):
+        world.stay(f"TOKN{i:02d}", listing_id, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    real_perform = executor_module.AccessExecutor.perform
+    performed = []
+
+    def expire_midway(self, action, **kwargs):
+        performed.append(action.key)
+        if len(performed) in (4, 8):
+            h.tuya.expire_tokens()  # the token the run holds is now refused with 1010
+        return real_perform(self, action, **kwargs)
+
+    monkeypatch.setattr(executor_module.AccessExecutor, "perform", expire_midway)
+    seen = len(h.tuya.request_log)
+    [run] = h.tick()
+    assert run.success
+    calls = calls_by_kind(h.tuya.request_log[seen:])
+    # one grant, two renewals by refresh token, and the two calls refused with 1010 sent again
+    assert calls == Counter({"token": 1, "token_refresh": 2, "ticket": n + 2, "create": n}), calls
+    assert all(len([p for p in h.tuya.pins(device) if p.phase in (1, 2)]) == 1 for _l, device in listings)
+    h.settle()
+    assert [h.state_of(f"TOKN{i:02d}") for i in range(n)] == ["active"] * n
 
 
 def test_a_repeated_tick_never_doubles_a_run(world, harness):

@@ -142,3 +142,31 @@ def test_pending_codes_are_polled_and_run_keys_name_action_stay_lock_and_window(
     [confirm] = plan_actions({"r1": stay}, [pending], NOW, POLICY).actions
     assert confirm.kind == "confirm"
     assert confirm.key.startswith("confirm:EV23J:d1:20261124T1600-20261126T1200:")
+
+
+def test_a_just_created_pin_is_confirmed_at_the_next_tick_then_polled():
+    """A create's answer does not say whether the lock has the PIN (phase never read): confirm at
+    once. Once read and still pending (phase 1: lock asleep), poll every ``confirm_every``."""
+    stay = _stay()
+    created = _code(stay, "pending_on_lock", updated_at=NOW - timedelta(seconds=30), tuya_phase=None)
+    [confirm] = plan_actions({"r1": stay}, [created], NOW, POLICY).actions
+    assert confirm.kind == "confirm"
+    asleep = _code(stay, "pending_on_lock", updated_at=NOW - timedelta(minutes=1), tuya_phase=1)
+    assert plan_actions({"r1": stay}, [asleep], NOW, POLICY).actions == []
+    asleep_long = _code(stay, "pending_on_lock", updated_at=NOW - timedelta(minutes=5), tuya_phase=1)
+    assert [a.kind for a in plan_actions({"r1": stay}, [asleep_long], NOW, POLICY).actions] == ["confirm"]
+
+
+def test_a_burst_of_1000_actions_is_10_runs_by_default():
+    from lock_pipeline.orchestration.access_sensors import batch_actions
+    from lock_pipeline.orchestration.resources import PipelineConfig
+    from lock_pipeline.settings import load_settings
+
+    assert load_settings({"LOCK_PIPELINE_HOME": "/tmp/lock-pipeline-tests-unused"}).max_actions_per_run == 100
+    assert PipelineConfig().max_actions_per_run == 100
+    stays = {f"r{i}": _stay(reservation_id=f"r{i}", code=f"C{i:04d}", device_id=f"d{i}") for i in range(1000)}
+    actions = plan_actions(stays, [], NOW, POLICY).actions
+    assert len(actions) == 1000
+    batches = batch_actions(actions, PipelineConfig().max_actions_per_run)
+    assert [len(b) for b in batches] == [100] * 10
+    assert [len(b) for b in batch_actions(actions[:10], 100)] == [1] * 10  # a handful: one run each

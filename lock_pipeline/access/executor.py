@@ -1,10 +1,19 @@
 """Carries out one PIN action against the lock, exactly once, with the audit trail.
 
-Exactly once: the code row (with its encrypted PIN) is committed *before* Tuya is called,
-and before creating, the lock's own list is searched for a PIN with this code's name and
-window. A run killed between Tuya's answer and the final commit therefore adopts its PIN on
-the next attempt instead of creating a second one. A per-lock advisory lock keeps two runs
-off one lock, and every action re-checks, on fresh rows, that it is still wanted.
+Exactly once: the code row (with its encrypted PIN) is committed *before* Tuya is called.
+When that row already existed before this attempt (``programming`` or ``failed``: an earlier
+attempt may have reached Tuya), the lock's own list is searched for a PIN with this code's
+name and window before creating, so a run killed between Tuya's answer and the final commit
+adopts its PIN on the next attempt instead of creating a second one. A row this attempt has
+just inserted needs no search: it did not exist, so no attempt can have programmed it. (Every
+row that left the live states went through a revoke, which deleted its PIN or found none.)
+A per-lock advisory lock keeps two runs off one lock, and every action re-checks, on fresh
+rows, that it is still wanted.
+
+Truthful states: a create answers only with the password's id, not whether the lock has it.
+So a new PIN is recorded ``pending_on_lock`` with its phase unknown, and the ``confirm``
+action (planned by the sensor at its next tick) reads the phase and records ``active``. The
+database never says ``active`` for a PIN the lock has not confirmed.
 """
 
 from __future__ import annotations
@@ -96,7 +105,8 @@ class AccessExecutor:
                         last_run_id = :run, next_attempt_at = NULL WHERE code_id = :c
                 """), {"a": attempts, "now": now, "run": self.run_id, "c": code_id})
         try:
-            password_id, phase, how = self._program(action, code_id, pin, label, length)
+            password_id, phase, how = self._program(action, code_id, pin, label, length,
+                                                    earlier_attempts=row is not None)
         except (TuyaError, OSError) as error:
             self._generate_failed(action, code_id, attempts, error, final_attempt)
             raise
@@ -112,12 +122,20 @@ class AccessExecutor:
                                password_id=password_id, detail=how)
         return Outcome(action, state, how, password_id)
 
-    def _program(self, action: Action, code_id: int, pin: str, label: str, length: int) -> tuple[str, int | None, str]:
-        """Adopt our PIN if an earlier, interrupted attempt already put it on the lock; else create it."""
-        for existing in self.tuya.list_temp_passwords(action.device_id):
-            if existing.name == label and existing.effective_time == action.window.start \
-                    and existing.invalid_time == action.window.end:
-                return existing.password_id, existing.phase, "adopted the PIN an interrupted attempt created"
+    def _program(self, action: Action, code_id: int, pin: str, label: str, length: int, *,
+                 earlier_attempts: bool = True) -> tuple[str, int | None, str]:
+        """Adopt our PIN if an earlier, interrupted attempt already put it on the lock; else create it.
+
+        Returns the password id, its phase when known (adopted: the lock's list says; created:
+        ``None``, left to the confirm action) and what was done. ``earlier_attempts`` is False
+        only for a code row this attempt inserted: then no earlier PIN can exist and the lock's
+        list is not read.
+        """
+        if earlier_attempts:
+            for existing in self.tuya.list_temp_passwords(action.device_id):
+                if existing.name == label and existing.effective_time == action.window.start \
+                        and existing.invalid_time == action.window.end:
+                    return existing.password_id, existing.phase, "adopted the PIN an interrupted attempt created"
         try:
             password_id = self._create(action, pin, label)
         except TuyaError as error:
@@ -129,8 +147,7 @@ class AccessExecutor:
                 conn.execute(text("UPDATE pipeline.access_codes SET pin_ciphertext = :c, pin_masked = :m WHERE code_id = :id"),
                              {"c": self.vault.encrypt(pin), "m": mask_pin(pin), "id": code_id})
             password_id = self._create(action, pin, label)
-        phase = self.tuya.get_temp_password(action.device_id, password_id).phase
-        return password_id, phase, "created"
+        return password_id, None, "created; the lock's confirmation is read by the next confirm"
 
     def _create(self, action: Action, pin: str, label: str) -> str:
         return self.tuya.create_temp_password(action.device_id, pin=pin, name=label,

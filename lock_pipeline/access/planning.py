@@ -4,7 +4,8 @@ The sensor calls :func:`plan_actions` on rows read from Postgres; the jobs call 
 fresh rows before acting, so a decision made on a stale read is never carried out.
 
 Life cycle of a code (per stay, lock and window):
-scheduled (no row yet) -> programming -> pending_on_lock (Tuya phase 1) -> active (phase 2)
+scheduled (no row yet) -> programming -> pending_on_lock (created in the cloud; phase not yet
+read, or phase 1) -> active (phase 2, read by a confirm)
 -> revoking -> revoked; failed (retries spent; retried on a bounded schedule, reprocess
 restarts it); cancelled (stay cancelled before anything reached the lock).
 """
@@ -27,7 +28,7 @@ class AccessPolicy:
     program_ahead: timedelta = timedelta(hours=48)
     missing_tolerance: timedelta = timedelta(hours=24)
     stale_after: timedelta = timedelta(minutes=10)   # a run that stopped mid-action (killed)
-    confirm_every: timedelta = timedelta(minutes=5)  # poll a pending code this often
+    confirm_every: timedelta = timedelta(minutes=5)  # poll a pending code this often (a new one at once)
     default_lead: timedelta = timedelta(hours=2)
     default_grace: timedelta = timedelta(0)
 
@@ -71,6 +72,7 @@ class AccessCode:
     updated_at: datetime
     next_attempt_at: datetime | None = None
     tuya_password_id: str | None = None
+    tuya_phase: int | None = None  # None: the lock's phase was never read (just created)
 
     @property
     def window(self) -> Window:
@@ -184,7 +186,10 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
                 continue
             plan.actions.append(action("revoke", reason))
             continue
-        if code.state == "pending_on_lock" and now - code.updated_at >= policy.confirm_every:
+        if code.state == "pending_on_lock" and code.tuya_phase is None:
+            # Just created: the create's answer does not say whether the lock has it; ask at once.
+            plan.actions.append(action("confirm", "created: read whether the lock has the PIN"))
+        elif code.state == "pending_on_lock" and now - code.updated_at >= policy.confirm_every:
             plan.actions.append(action("confirm", "waiting for the lock to take the PIN"))
         elif code.state == "programming" and stale:
             plan.actions.append(action("generate", "an earlier generate did not finish: adopt or create"))

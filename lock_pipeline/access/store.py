@@ -21,7 +21,7 @@ _STAY_FROM = """
     LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
 """
 _CODE_COLUMNS = ("code_id, reservation_id, device_id, valid_from, valid_until, state, attempts, updated_at, "
-                 "next_attempt_at, tuya_password_id")
+                 "next_attempt_at, tuya_password_id, tuya_phase")
 _MAX_LEAD_OR_GRACE = timedelta(hours=24)  # listings.access_*_minutes are capped at 1440
 
 

@@ -113,6 +113,15 @@ def reprocess_stay(context: OpExecutionContext, config: ReprocessConfig, postgre
         for action in actions:
             outcome = executor.perform(action, final_attempt=True)
             context.log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} ({outcome.detail})")
+        # A PIN created just now is pending until its phase is read: read it in this run, as the
+        # sensor's next tick would, so the person who asked sees where the PIN really is.
+        with postgres.engine.connect() as conn:
+            stay, codes = access_store.load_stay(conn, reservation_id)
+        for action in due_now_for_stay(stay, codes, clock.now(), policy):
+            if action.kind != "confirm":
+                continue
+            outcome = executor.perform(action, final_attempt=True)
+            context.log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} ({outcome.detail})")
 
 
 def reset_for_reprocess(conn, reservation_id: str, now, run_id: str | None) -> int:

@@ -9,7 +9,7 @@ from datetime import datetime, time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
-from dagster import ConfigurableResource
+from dagster import ConfigurableResource, InitResourceContext
 from pydantic import PrivateAttr
 from sqlalchemy import Engine
 
@@ -93,7 +93,15 @@ class StaysResource(ConfigurableResource):
 
 
 class TuyaResource(ConfigurableResource):
-    """The Tuya cloud (a region host, or the sandbox by base URL); ``ca_bundle`` for a private CA."""
+    """The Tuya cloud (a region host, or the sandbox by base URL); ``ca_bundle`` for a private CA.
+
+    Inside a run, :meth:`client` hands every step the same ``TuyaClient``: one access token for
+    the whole run instead of a token grant per step (a burst's PINs are steps of a few runs, and
+    the cloud's rate limit counts token calls too). The client renews its token before expiry and
+    on a 1010 answer, is closed when the run ends (``teardown_after_execution``), and each run (a
+    process in the deployment) gets its own. Outside a run (scripts, tests calling the resource
+    directly) each ``with client()`` block builds and closes its own client, as before.
+    """
 
     base_url: str
     access_id: str
@@ -103,19 +111,39 @@ class TuyaResource(ConfigurableResource):
     max_attempts: int = 4
     backoff_seconds: float = 0.5
 
+    _run_scoped: bool = PrivateAttr(default=False)
+    _shared: "TuyaClient | None" = PrivateAttr(default=None)
+
+    def setup_for_execution(self, context: InitResourceContext) -> None:
+        # Dagster calls this on the run's own copy of the resource; the client is built on first use.
+        self._run_scoped = True
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        shared, self._shared, self._run_scoped = self._shared, None, False
+        if shared is not None:
+            shared.close()
+
     @contextmanager
     def client(self) -> Iterator["TuyaClient"]:
-        from lock_pipeline.tuya.client import TuyaClient
-
-        client = TuyaClient(
-            self.base_url, self.access_id, self.access_secret, timeout=self.timeout_seconds,
-            max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
-            verify=self.ca_bundle or True,
-        )
+        if self._run_scoped:
+            if self._shared is None:
+                self._shared = self._new_client()
+            yield self._shared  # closed at the run's end, not here
+            return
+        client = self._new_client()
         try:
             yield client
         finally:
             client.close()
+
+    def _new_client(self) -> "TuyaClient":
+        from lock_pipeline.tuya.client import TuyaClient
+
+        return TuyaClient(
+            self.base_url, self.access_id, self.access_secret, timeout=self.timeout_seconds,
+            max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
+            verify=self.ca_bundle or True,
+        )
 
 
 class PipelineConfig(ConfigurableResource):
@@ -132,7 +160,7 @@ class PipelineConfig(ConfigurableResource):
     missing_tolerance_hours: int = 24
     match_auto_confirm_score: float = 92.0
     match_min_margin: float = 8.0
-    max_actions_per_run: int = 25
+    max_actions_per_run: int = 100
 
     @property
     def check_in_time(self) -> time:
