@@ -13,8 +13,10 @@ server), as in the deployment's dagster.yaml.
 
 What runs is the real thing, in this process: one evaluation of ``pin_actions_sensor`` (batches of
 ``max_actions_per_run`` = 100 actions per run beyond 10 due actions), then every RunRequest it
-returned is executed with ``pin_actions_job.execute_in_process`` on a pool of 3 threads, the
-run queue's limit of concurrent Tuya runs (dagster.yaml: tag ``lock_pipeline/tuya`` limit 3).
+returned is executed with ``pin_actions_job.execute_in_process`` on a pool of threads as large
+as the run queue's limit of concurrent Tuya runs (read from dagster.yaml: tag ``lock_pipeline/tuya``).
+Threads share one interpreter, so Dagster's per-step CPU does not run in parallel here as it
+does in the deployment's separate run processes: the figure is conservative.
 The Tuya resource uses the production defaults (timeout 10 s, 4 attempts, backoff 0.5 s), and
 each step keeps its RetryPolicy (3 retries after 2, 4, 8 s). The console logger is set to
 WARNING so the terminal is not the bottleneck; the event log is still written to Postgres.
@@ -61,7 +63,18 @@ from benchlib import BENCH_NOW, MiB, mib, median, spread, verdict  # noqa: E402
 
 ZONE = ZoneInfo("America/Sao_Paulo")
 TARGET_RATIO = 1.5
-QUEUE_LIMIT = 3  # dagster.yaml: tag_concurrency_limits lock_pipeline/tuya limit 3
+
+
+def _tuya_run_limit() -> int:
+    """The run queue's limit of concurrent Tuya runs, read from the deployment's dagster.yaml."""
+    import yaml
+
+    config = yaml.safe_load((Path(__file__).resolve().parents[1] / "dagster.yaml").read_text())
+    limits = config["run_coordinator"]["config"]["tag_concurrency_limits"]
+    return next(int(limit["limit"]) for limit in limits if limit["key"] == "lock_pipeline/tuya")
+
+
+QUEUE_LIMIT = _tuya_run_limit()
 
 _KINDS = [
     ("token", re.compile(r"^GET /v1\.0/token")),
