@@ -155,33 +155,40 @@ def test_a_throttled_cloud_still_gets_every_pin_exactly_once(world, harness):
         assert len([p for p in h.tuya.pins(device) if p.phase in (1, 2)]) == 1
 
 
-def test_a_run_killed_between_tuya_and_the_commit_adopts_its_pin(world, harness, monkeypatch):
-    l1, k1 = world.listing(1, "Consolação 71")
-    world.stay("KILLD", l1, D0, D0 + timedelta(days=2))
+def _first_generate_dies(world, harness, monkeypatch, code: str, street: str, dies):
+    """One stay due now; its first generate run dies inside ``_program`` as ``dies`` says, then
+    the clock moves past the stale-row limit and the retry's Tuya calls are counted."""
+    from lock_pipeline.access import executor as executor_module
+
+    listing, device = world.listing(1, street)
+    world.stay(code, listing, D0, D0 + timedelta(days=2))
     h = harness()
     h.move_to(local(D0, 9))
     h.sync()
-    from lock_pipeline.access import executor as executor_module
-
     real_program = executor_module.AccessExecutor._program
-
-    def program_then_die(self, *args, **kwargs):
-        real_program(self, *args, **kwargs)  # the PIN now exists on the lock...
-        raise SystemExit("process killed")  # ...and the process dies before the commit
-
-    monkeypatch.setattr(executor_module.AccessExecutor, "_program", program_then_die)
+    monkeypatch.setattr(executor_module.AccessExecutor, "_program",
+                        lambda self, *args, **kwargs: dies(real_program, self, *args, **kwargs))
     [killed] = h.tick()
-    assert not killed.success
+    assert not killed.success and h.state_of(code) == "programming"
     monkeypatch.setattr(executor_module.AccessExecutor, "_program", real_program)
-    assert h.state_of("KILLD") == "programming"
-    assert len(h.tuya.pins(k1)) == 1
+    pins_after_kill = len(h.tuya.pins(device))
 
     h.move_to(local(D0, 9, 11))  # the stale programming row is picked up again
     h.sync()
     seen = len(h.tuya.request_log)
     [retry] = h.tick()
     assert retry.success
-    retry_calls = calls_by_kind(h.tuya.request_log[seen:])
+    return h, device, pins_after_kill, calls_by_kind(h.tuya.request_log[seen:])
+
+
+def test_a_run_killed_between_tuya_and_the_commit_adopts_its_pin(world, harness, monkeypatch):
+    def program_then_die(real_program, self, *args, **kwargs):
+        real_program(self, *args, **kwargs)  # the PIN now exists on the lock...
+        raise SystemExit("process killed")  # ...and the process dies before the commit
+
+    h, k1, pins_after_kill, retry_calls = _first_generate_dies(
+        world, harness, monkeypatch, "KILLD", "Consolação 71", program_then_die)
+    assert pins_after_kill == 1
     # The row existed before this attempt, so the lock's list is read, and the PIN found there is adopted.
     assert retry_calls["list_temp_passwords"] == 1 and retry_calls["create"] == retry_calls["ticket"] == 0, retry_calls
     h.settle()
@@ -193,29 +200,12 @@ def test_a_run_killed_between_tuya_and_the_commit_adopts_its_pin(world, harness,
 def test_a_run_killed_before_tuya_searches_the_lock_then_creates_once(world, harness, monkeypatch):
     """Killed after the code row was committed, before any Tuya call: the retry cannot know that,
     so it reads the lock's list first, finds nothing and creates the PIN once."""
-    l1, k1 = world.listing(1, "Higienópolis 72")
-    world.stay("EARLY", l1, D0, D0 + timedelta(days=2))
-    h = harness()
-    h.move_to(local(D0, 9))
-    h.sync()
-    from lock_pipeline.access import executor as executor_module
-
-    real_program = executor_module.AccessExecutor._program
-
-    def die_before_tuya(self, *args, **kwargs):
+    def die_before_tuya(real_program, self, *args, **kwargs):
         raise SystemExit("process killed")
 
-    monkeypatch.setattr(executor_module.AccessExecutor, "_program", die_before_tuya)
-    [killed] = h.tick()
-    assert not killed.success and h.state_of("EARLY") == "programming" and h.tuya.pins(k1) == []
-    monkeypatch.setattr(executor_module.AccessExecutor, "_program", real_program)
-
-    h.move_to(local(D0, 9, 11))
-    h.sync()
-    seen = len(h.tuya.request_log)
-    [retry] = h.tick()
-    assert retry.success
-    calls = calls_by_kind(h.tuya.request_log[seen:])
+    h, k1, pins_after_kill, calls = _first_generate_dies(
+        world, harness, monkeypatch, "EARLY", "Higienópolis 72", die_before_tuya)
+    assert pins_after_kill == 0
     assert (calls["list_temp_passwords"], calls["ticket"], calls["create"]) == (1, 1, 1), calls
     h.settle()
     assert h.state_of("EARLY") == "active" and len(h.tuya.pins(k1)) == 1
@@ -243,6 +233,17 @@ def calls_by_kind(log: list[tuple[str, str]]) -> Counter:
     return kinds
 
 
+def _stays_due_now(world, harness, n: int, *, code_prefix: str, street: str):
+    """n listings with a lock each and a stay arriving today; synced at 09:00, nothing run yet."""
+    listings = [world.listing(i, f"{street} {i}") for i in range(1, n + 1)]
+    for i, (listing_id, _device) in enumerate(listings):
+        world.stay(f"{code_prefix}{i:02d}", listing_id, D0, D0 + timedelta(days=2))
+    h = harness()
+    h.move_to(local(D0, 9))
+    h.sync()
+    return h, listings
+
+
 def test_a_burst_costs_a_ticket_and_a_create_per_pin_and_one_token_per_run(world, harness, monkeypatch):
     """More than 10 PINs due at once go in one run: one Tuya client (one token) for the run, then
     exactly a ticket and a create per PIN: no search of the lock's list for a row the attempt has
@@ -251,12 +252,7 @@ def test_a_burst_costs_a_ticket_and_a_create_per_pin_and_one_token_per_run(world
     from lock_pipeline.access import executor as executor_module
 
     n = 12  # > SINGLE_ACTION_RUNS_UP_TO: batched into one run
-    listings = [world.listing(i, f"Rua Burst {i}") for i in range(1, n + 1)]
-    for i, (listing_id, _device) in enumerate(listings):
-        world.stay(f"BRST{i:02d}", listing_id, D0, D0 + timedelta(days=2))
-    h = harness()
-    h.move_to(local(D0, 9))
-    h.sync()
+    h, listings = _stays_due_now(world, harness, n, code_prefix="BRST", street="Rua Burst")
     clients = []
     real_init = executor_module.AccessExecutor.__init__
 
@@ -293,12 +289,7 @@ def test_a_long_lived_client_renews_an_expired_token_between_steps(world, harnes
     from lock_pipeline.access import executor as executor_module
 
     n = 11
-    listings = [world.listing(i, f"Rua Token {i}") for i in range(1, n + 1)]
-    for i, (listing_id, _device) in enumerate(listings):
-        world.stay(f"TOKN{i:02d}", listing_id, D0, D0 + timedelta(days=2))
-    h = harness()
-    h.move_to(local(D0, 9))
-    h.sync()
+    h, listings = _stays_due_now(world, harness, n, code_prefix="TOKN", street="Rua Token")
     real_perform = executor_module.AccessExecutor.perform
     performed = []
 
