@@ -27,6 +27,9 @@ not counting throttled ones, / 20 rps), the ratio, a second floor for the minimu
 (ticket + create, one token), calls per PIN by endpoint, runs launched (= processes the real
 deployment starts, each paying a process start measured here), throttled answers and how many
 ended a PIN in ``failed`` (throttling left unretried), peak RSS. Target: within 1.5x of the floor.
+The Dagster UI: a real ``dagster-webserver`` process on the same run storage is asked for the
+latest runs over GraphQL every 0.5 s during the burst; every answer's latency and every failure
+is counted. Target: it keeps answering.
 
 Then the confirm phase: a create leaves its code ``pending_on_lock`` (the create's answer does
 not say the lock has the PIN) and the sensor's next tick plans a ``confirm`` (one phase read)
@@ -40,12 +43,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -228,6 +233,7 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
         clock=ManualClock(BENCH_NOW), call_latency=latency, rate_limit_per_second=rps).start()
     home = Path(tempfile.mkdtemp(prefix="lp-bench-burst-home-"))
     figures: dict = {}
+    ui = None
     try:
         defs, resources = build_defs(url, sandbox, home)
         job = defs.resolve_job_def("pin_actions_job")
@@ -248,6 +254,8 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
             sensor_resources = {k: resources[k] for k in ("postgres", "clock", "pipeline_config")}
             # warm the engine and the schema check outside the timed burst (the daemon's process is warm)
             build_sensor_context(instance=instance, resources=sensor_resources)
+            ui = UiProbe(dagster_url, home)
+            figures["ui_ready_s"] = ui.wait_ready()
             on_lock_polled: dict[str, float] = {}
             stop = threading.Event()
             t0 = time.monotonic()
@@ -264,6 +272,7 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
             with benchlib.RssSampler() as own, benchlib.RssSampler(lambda: [server.postmaster_pid], 0.5) as pg:
                 poller = threading.Thread(target=poll, daemon=True)
                 poller.start()
+                ui.start_polling()
                 context = build_sensor_context(instance=instance, cursor=None, resources=sensor_resources)
                 result = pin_actions_sensor(context)
                 requests = [r for r in (result if isinstance(result, list) else []) if isinstance(r, RunRequest)]
@@ -282,6 +291,9 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
                 t_runs = time.monotonic() - t0
                 stop.set()
                 poller.join()
+                ui.stop()
+                figures["ui_latencies"] = list(ui.latencies)
+                figures["ui_failures"] = list(ui.failures)
                 created = dict(sandbox.created_at)
                 figures["requests"] = sandbox.request_count
                 figures["answers"] = dict(sandbox.answers)
@@ -317,11 +329,88 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
         figures["all_active_db_s"] = t_confirmed if after["states"].get("active", 0) >= n else None
         figures["confirm_answers"] = dict(Counter(sandbox.answers) - Counter(figures["answers"]))
     finally:
+        if ui is not None:
+            ui.stop()
         sandbox.stop()
         import shutil
 
         shutil.rmtree(home, ignore_errors=True)
     return figures
+
+
+class UiProbe:
+    """A real ``dagster-webserver`` (its own process, as deployed) on the burst's run storage,
+    asked for the latest runs over GraphQL every half second: does the UI answer during a burst?"""
+
+    QUERY = "{ runsOrError(limit: 20) { __typename ... on Runs { results { runId status } } } }"
+
+    def __init__(self, dagster_url: str, home: Path) -> None:
+        import socket
+
+        from lock_pipeline.storage.database import sqlalchemy_url
+
+        self.home = home / "webserver"
+        self.home.mkdir(parents=True, exist_ok=True)
+        (self.home / "dagster.yaml").write_text(
+            "storage:\n  postgres:\n    postgres_url: " + json.dumps(sqlalchemy_url(dagster_url)) + "\n")
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.latencies: list[float] = []
+        self.failures: list[str] = []
+        self._stop = threading.Event()
+        self._log = open(self.home / "webserver.log", "w")  # noqa: SIM115 - closed in stop()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", "dagster_webserver", "-h", "127.0.0.1", "-p", str(self.port), "--empty-workspace"],
+            env={**os.environ, "DAGSTER_HOME": str(self.home)}, stdout=self._log, stderr=subprocess.STDOUT)
+        self._thread = threading.Thread(target=self._poll, daemon=True)
+
+    def wait_ready(self, timeout: float = 120) -> float:
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if self._ask() is None:
+                return time.monotonic() - started
+            time.sleep(0.5)
+        raise RuntimeError(f"dagster-webserver did not answer within {timeout:g} s; see {self.home / 'webserver.log'}")
+
+    def start_polling(self) -> None:
+        self.latencies.clear()
+        self.failures.clear()
+        self._thread.start()
+
+    def _ask(self) -> str | None:
+        """None when the runs query answered; else what went wrong."""
+        request = urllib.request.Request(f"http://127.0.0.1:{self.port}/graphql", method="POST",
+                                         data=json.dumps({"query": self.QUERY}).encode(),
+                                         headers={"Content-Type": "application/json"})
+        try:
+            with urllib.request.urlopen(request, timeout=10) as answer:
+                body = json.loads(answer.read())
+            kind = body.get("data", {}).get("runsOrError", {}).get("__typename")
+            return None if kind == "Runs" else f"answered {kind or body}"
+        except Exception as error:  # noqa: BLE001 - every failure is a finding here
+            return f"{type(error).__name__}: {error}"
+
+    def _poll(self) -> None:
+        while not self._stop.is_set():
+            started = time.monotonic()
+            problem = self._ask()
+            if problem is None:
+                self.latencies.append(time.monotonic() - started)
+            else:
+                self.failures.append(problem)
+            self._stop.wait(0.5)
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=15)
+        self._process.terminate()
+        try:
+            self._process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+        self._log.close()
 
 
 def process_start_seconds(repeats: int = 3) -> float:
@@ -378,6 +467,12 @@ def _print_burst(number: int, f: dict, n: int, rps: float) -> None:
           f"({f['throttled']} throttled 1110), needed {needed} -> floor {floor:.1f} s"
           + (f", ratio x{done / floor:.2f}" if done else ""), flush=True)
     print(f"  code states {f['states']}; events {f['events']}; peak RSS {mib(f['peak_own'])}", flush=True)
+    lat = sorted(f["ui_latencies"])
+    if lat:
+        print(f"  Dagster UI (dagster-webserver process, runs query every 0.5 s during the burst): "
+              f"{len(lat)} answers, median {median(lat) * 1000:.0f} ms, p95 {lat[int(0.95 * (len(lat) - 1))] * 1000:.0f} ms, "
+              f"max {lat[-1] * 1000:.0f} ms; {len(f['ui_failures'])} failed" +
+              (f" (first: {f['ui_failures'][0]})" if f["ui_failures"] else ""), flush=True)
     confirm_calls = sum(v for (_kind, code), v in f["confirm_answers"].items() if code != 1110)
     print(f"  confirm phase: {f['confirm_runs']} runs ({f['confirm_failed_runs']} failed), {confirm_calls} Tuya calls "
           f"not throttled ({sum(v for (_k, c), v in f['confirm_answers'].items() if c == 1110)} throttled); "
@@ -398,6 +493,12 @@ def _summary(bursts: list[dict], n: int, rps: float, start_cost: float) -> None:
     else:
         print(f"not every PIN reached its lock: {[x['on_lock'] for x in bursts]} of {n}")
     print(f"floor = Tuya calls made and not throttled / {rps:g} rps: {spread(floors, 's', 1)}")
+    answered = [len(x["ui_latencies"]) for x in bursts]
+    failed = [len(x["ui_failures"]) for x in bursts]
+    worst = [max(x["ui_latencies"]) for x in bursts if x["ui_latencies"]]
+    print(f"Dagster UI during the burst: answers {answered}, failures {failed}, slowest answer "
+          f"{spread(worst, 's', 2) if worst else 'none'}  target: still answering: "
+          f"{verdict(min(answered) > 0 and max(failed) == 0)}")
     if ratios:
         print(f"ratio time / floor: {spread(ratios, 'x')}  target <= {TARGET_RATIO}x: {verdict(median(ratios) <= TARGET_RATIO)}")
         print(f"against the minimum a PIN needs (ticket + create, one token: {2 * n + 1} calls -> {minimal_floor:.1f} s): "
