@@ -320,6 +320,31 @@ def test_a_lock_refusing_pins_is_retried_on_the_documented_schedule_then_program
     assert h.state_of("LATER") == "active" and len(lp_pins(h, "LATER")) == 1
 
 
+def test_a_lock_still_refusing_pins_near_arrival_is_retried_every_15_minutes(h, fast_retries):
+    """The backing-off schedule must not leave a guest at the door: once it is spent (or would
+    land later), the PIN is tried again 2 h before access opens, then every 15 min."""
+    make_later_due(h)
+    device = next(d for d in snapshot(h)["devices"] if h.tuya.pins(d) == [])
+    h.tuya.set_storage_limit(device, 0)
+    retries = []
+    for _ in range(8):
+        h.settle()
+        with h.engine.connect() as conn:
+            retry_at = conn.execute(text("SELECT c.next_attempt_at FROM pipeline.access_codes c JOIN pipeline.reservations r "
+                                         "USING (reservation_id) WHERE r.code = 'LATER'")).scalar_one()
+        assert retry_at is not None  # never given up while the guest's window is ahead
+        retries.append(retry_at)
+        h.move_to(retry_at)
+    urgent_from = local(D0 + timedelta(days=5), 11)  # LATER's access opens at 13:00
+    near = [t for t in retries if t >= urgent_from]
+    assert near[0] == urgent_from and len(near) >= 3, retries
+    assert {b - a for a, b in zip(near, near[1:])} == {timedelta(minutes=15)}
+    h.tuya.set_storage_limit(device, 20)
+    h.settle()
+    assert h.state_of("LATER") == "active" and len(lp_pins(h, "LATER")) == 1
+    assert h.now < local(D0 + timedelta(days=5), 13)  # programmed before access opens
+
+
 # ----------------------------------------------------------------- settings
 
 def test_refused_stays_credentials_give_a_clear_failed_sync_row_and_change_nothing(h):

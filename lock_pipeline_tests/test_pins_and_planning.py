@@ -136,6 +136,19 @@ def test_retry_schedule_is_bounded():
     assert next_retry_at(6, NOW) is None
 
 
+def test_a_failed_pin_near_or_inside_its_window_is_retried_every_15_minutes():
+    far = Window(NOW + timedelta(days=2), NOW + timedelta(days=4))
+    assert next_retry_at(3, NOW, far) == NOW + timedelta(hours=3)  # far from arrival: the backing-off schedule
+    assert next_retry_at(6, NOW, far) == far.start - timedelta(hours=2)  # schedule spent: tried again before arrival
+    soon = Window(NOW + timedelta(hours=5), NOW + timedelta(days=2))
+    assert next_retry_at(4, NOW, soon) == soon.start - timedelta(hours=2)  # 6 h would land after the guest arrives
+    open_now = Window(NOW - timedelta(hours=1), NOW + timedelta(days=2))
+    for attempts in (1, 4, 5, 6, 40):
+        assert next_retry_at(attempts, NOW, open_now) == NOW + timedelta(minutes=15)  # a guest may be at the door
+    ended = Window(NOW - timedelta(days=2), NOW - timedelta(hours=1))
+    assert next_retry_at(6, NOW, ended) is None
+
+
 def test_pending_codes_are_polled_and_run_keys_name_action_stay_lock_and_window():
     stay = _stay()
     pending = _code(stay, "pending_on_lock", updated_at=NOW - timedelta(minutes=6))

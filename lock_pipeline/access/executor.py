@@ -157,7 +157,8 @@ class AccessExecutor:
         now = self.now()
         with self.engine.begin() as conn:
             # The bounded schedule counts failed runs, not attempts: each run already spent its step retries.
-            retry_at = next_retry_at(1 + store.failed_runs_since_reset(conn, code_id), now) if final_attempt else None
+            retry_at = (next_retry_at(1 + store.failed_runs_since_reset(conn, code_id), now, action.window)
+                        if final_attempt else None)
             conn.execute(text("""
                 UPDATE pipeline.access_codes SET last_error = :e, updated_at = :now, last_run_id = :run,
                     state = CASE WHEN :final THEN 'failed' ELSE state END, next_attempt_at = :retry

@@ -21,6 +21,8 @@ ALL_STATES = LIVE_STATES | {"revoked", "cancelled"}
 
 # After a failed generate: try again after these delays, then leave it to a person.
 RETRY_DELAYS = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12))
+URGENT_BEFORE = timedelta(hours=2)  # this close to the window opening (or inside it), a failed PIN is retried ...
+URGENT_RETRY = timedelta(minutes=15)  # ... this often, for as long as the window lasts
 
 
 @dataclass(frozen=True)
@@ -137,12 +139,22 @@ def desired_access(stay: StayAccess | None, now: datetime, policy: AccessPolicy)
     return Desired(stay.device_id, access_window(stay, policy))
 
 
-def next_retry_at(attempts: int, failed_at: datetime) -> datetime | None:
-    """When a failed code is tried again, or None once the bounded schedule is spent."""
+def next_retry_at(attempts: int, failed_at: datetime, window: Window | None = None) -> datetime | None:
+    """When a failed code is tried again, or None once the bounded schedule is spent and no guest waits.
+
+    Far from arrival the schedule backs off (15 min, 1 h, 3 h, 6 h, 12 h). A guest at or near
+    the door must not wait on it: from URGENT_BEFORE before the window opens until it ends, a
+    failed code is retried every URGENT_RETRY, and a retry due later than that zone's start is
+    brought forward to it (a lock that was offline or full may well be back by then).
+    """
     index = attempts - 1
-    if index < 0 or index >= len(RETRY_DELAYS):
-        return None
-    return failed_at + RETRY_DELAYS[index]
+    scheduled = failed_at + RETRY_DELAYS[index] if 0 <= index < len(RETRY_DELAYS) else None
+    if window is None or failed_at >= window.end:
+        return scheduled
+    urgent_from = window.start - URGENT_BEFORE
+    if failed_at >= urgent_from:
+        return failed_at + URGENT_RETRY if scheduled is None else min(scheduled, failed_at + URGENT_RETRY)
+    return urgent_from if scheduled is None or scheduled > urgent_from else scheduled
 
 
 @dataclass
