@@ -181,6 +181,16 @@ def test_an_empty_feed_cancels_and_flags_nothing(defs, engine, sandbox):
     assert _table_snapshot(engine) == before
     log = _last_log(engine)
     assert log["status"] == "partial" and "empty feed" in log["message"]
+    # A person must see it: bookings made meanwhile are invisible until the feed is back.
+    with engine.connect() as conn:
+        conn.execute(text("SET lock_pipeline.now = :now"), {"now": NOW.isoformat()})
+        shown = conn.execute(text("SELECT issue, what_to_do FROM admin.attention WHERE issue = 'sync_failing'")).all()
+    assert len(shown) == 1 and "feed looks broken (empty feed while" in shown[0].what_to_do
+    sandbox.set_empty_feed(False)
+    assert run_sync(defs).success
+    with engine.connect() as conn:
+        conn.execute(text("SET lock_pipeline.now = :now"), {"now": NOW.isoformat()})
+        assert conn.execute(text("SELECT count(*) FROM admin.attention WHERE issue LIKE 'sync_%'")).scalar() == 0
 
 
 def test_a_stay_gone_from_stays_is_flagged_missing_not_cancelled(defs, engine, sandbox):

@@ -131,6 +131,7 @@ class SyncResult:
     quarantined: int = 0
     errors: int = 0
     message: str = ""
+    feed_suspect: str | None = None  # why the feed was not trusted to flag missing stays
     duration_ms: int = 0
     pages: int = 0
     fetch_seconds: float = 0.0  # reading the feed, with the per-record planning that overlaps it
@@ -395,6 +396,7 @@ class StaysSync:
         broken = feed_looks_broken(len(plan.existing), len(plan.seen), len(missing_candidates))
         missing: list[str] = []
         if broken:
+            result.feed_suspect = broken
             result.message = f"{broken}: no stay flagged missing"
             self.progress(result.message)
         else:
@@ -587,10 +589,11 @@ class StaysSync:
                 UPDATE pipeline.reconciliation_logs SET completed_at = :now, duration_ms = :duration,
                     fetched = :fetched, created = :created, updated = :updated, unchanged = :unchanged,
                     cancelled = :cancelled, missing = :missing, quarantined = :quarantined,
-                    errors = :errors, status = :status, message = :message
+                    errors = :errors, status = :status, message = :message, feed_suspect = :suspect
                 WHERE sync_id = :sync_id
             """), {**figures, "now": self.now(), "duration": int((monotonic_time.monotonic() - started) * 1000),
-                   "status": status, "message": message, "sync_id": sync_id})
+                   "status": status, "message": message, "sync_id": sync_id,
+                   "suspect": result.feed_suspect if result is not None else None})
 
 
 def _release_sync_lock(conn: Connection) -> None:
