@@ -160,6 +160,9 @@ def _up(args: argparse.Namespace) -> int:
             [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port),
              "-w", str(PROJECT_ROOT / "workspace.yaml")],
             env=env, cwd=env["DAGSTER_HOME"], start_new_session=True,
+            # Started from a background job (nohup, `cmd &`), we inherit SIGINT ignored, and an
+            # ignored signal stays ignored across exec: Dagster would never see our forwarded stop.
+            preexec_fn=_default_sigint,
         )
         stopping = _forward_stop_signals(dagster)
         threading.Thread(target=_first_sync, args=(args.host, args.port, settings), daemon=True).start()
@@ -198,6 +201,10 @@ def _first_sync(host: str, port: int, settings) -> None:
             return
         except Exception:  # noqa: BLE001 - retried until the location is up; the schedule covers a miss
             time.sleep(3)
+
+
+def _default_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def _forward_stop_signals(child: subprocess.Popen) -> threading.Event:
