@@ -299,21 +299,29 @@ def test_a_malformed_fault_on_every_lock_call_fails_the_code_and_no_duplicate(h,
     assert h.state_of("LATER") == "active" and len(lp_pins(h, "LATER")) == 1
 
 
-def test_a_lock_refusing_pins_is_retried_on_the_documented_schedule_then_programmed(h, fast_retries):
-    """Storage full (Tuya 2304): each failed run is retried after 15 min, 1 h, 3 h, ... (README, Retries)."""
+def failed_runs_of_later_on_a_full_lock(h: Harness, rounds: int) -> tuple[str, list]:
+    """LATER falls due on a lock that refuses PINs (storage full, Tuya 2304); follow its failed
+    code from retry to retry. Returns the lock and each round's code row."""
     make_later_due(h)
     device = next(d for d in snapshot(h)["devices"] if h.tuya.pins(d) == [])  # LATER's lock, empty so far
     h.tuya.set_storage_limit(device, 0)
-    delays = []
-    for _ in range(3):
+    rows = []
+    for _ in range(rounds):
         h.settle()
         with h.engine.connect() as conn:
             row = conn.execute(text("SELECT c.state, c.last_error, c.next_attempt_at, c.updated_at FROM pipeline.access_codes c "
                                     "JOIN pipeline.reservations r USING (reservation_id) WHERE r.code = 'LATER'")).one()
         assert row.state == "failed" and "2304" in row.last_error
-        delays.append(row.next_attempt_at - row.updated_at)
+        assert row.next_attempt_at is not None  # never given up while the guest's window is ahead
+        rows.append(row)
         h.move_to(row.next_attempt_at)
-    assert delays == [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3)]
+    return device, rows
+
+
+def test_a_lock_refusing_pins_is_retried_on_the_documented_schedule_then_programmed(h, fast_retries):
+    """Storage full (Tuya 2304): each failed run is retried after 15 min, 1 h, 3 h, ... (README, Retries)."""
+    device, rows = failed_runs_of_later_on_a_full_lock(h, 3)
+    assert [r.next_attempt_at - r.updated_at for r in rows] == [timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3)]
     assert ("pin_failed", "LATER") in attention(h)
     h.tuya.set_storage_limit(device, 20)  # someone cleared the lock's memory
     h.settle()
@@ -323,21 +331,10 @@ def test_a_lock_refusing_pins_is_retried_on_the_documented_schedule_then_program
 def test_a_lock_still_refusing_pins_near_arrival_is_retried_every_15_minutes(h, fast_retries):
     """The backing-off schedule must not leave a guest at the door: once it is spent (or would
     land later), the PIN is tried again 2 h before access opens, then every 15 min."""
-    make_later_due(h)
-    device = next(d for d in snapshot(h)["devices"] if h.tuya.pins(d) == [])
-    h.tuya.set_storage_limit(device, 0)
-    retries = []
-    for _ in range(8):
-        h.settle()
-        with h.engine.connect() as conn:
-            retry_at = conn.execute(text("SELECT c.next_attempt_at FROM pipeline.access_codes c JOIN pipeline.reservations r "
-                                         "USING (reservation_id) WHERE r.code = 'LATER'")).scalar_one()
-        assert retry_at is not None  # never given up while the guest's window is ahead
-        retries.append(retry_at)
-        h.move_to(retry_at)
+    device, rows = failed_runs_of_later_on_a_full_lock(h, 8)
     urgent_from = local(D0 + timedelta(days=5), 11)  # LATER's access opens at 13:00
-    near = [t for t in retries if t >= urgent_from]
-    assert near[0] == urgent_from and len(near) >= 3, retries
+    near = [r.next_attempt_at for r in rows if r.next_attempt_at >= urgent_from]
+    assert near[0] == urgent_from and len(near) >= 3, [r.next_attempt_at for r in rows]
     assert {b - a for a, b in zip(near, near[1:])} == {timedelta(minutes=15)}
     h.tuya.set_storage_limit(device, 20)
     h.settle()
