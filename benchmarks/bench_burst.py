@@ -181,14 +181,15 @@ def build_defs(url: str, sandbox, home: Path):
 
     from lock_pipeline.orchestration.resources import (
         ClockResource, PinVaultResource, PostgresResource, StaysResource, TuyaResource)
-    from lock_pipeline.orchestration.wiring import build_definitions, pipeline_config
+    from lock_pipeline.orchestration.definitions import build_definitions
+    from lock_pipeline.orchestration.resources import SettingsResource
     from lock_pipeline.settings import load_settings
 
     settings = load_settings({"LOCK_PIPELINE_HOME": str(home)})
     resources = {
         "postgres": PostgresResource(url=url),
         "clock": ClockResource(frozen_at=BENCH_NOW.isoformat()),
-        "pipeline_config": pipeline_config(settings),
+        "settings": SettingsResource.of(settings),
         # production defaults for timeout, attempts and backoff (the tests shorten them)
         "tuya": TuyaResource(base_url=sandbox.base_url, access_id=sandbox.access_id,
                              access_secret=sandbox.access_secret, ca_bundle=sandbox.ca_cert_path),
@@ -221,7 +222,7 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
     from dagster import RunRequest, build_sensor_context, instance_for_test
 
     from lock_pipeline.clock import ManualClock
-    from lock_pipeline.orchestration.access_sensors import pin_actions_sensor
+    from lock_pipeline.orchestration.access import pin_actions_sensor
     from lock_pipeline.sandbox.seed import SeedLock
     from lock_pipeline.storage.database import sqlalchemy_url
 
@@ -251,7 +252,7 @@ def one_burst(server, n: int, latency: float, rps: float, number: int) -> dict:
             # handler emitting an event. The deployment runs each run in its own process, so this
             # never happens there; with no python_logs configured the handler list is empty anyway.
             instance.get_yaml_python_handlers = lambda: []
-            sensor_resources = {k: resources[k] for k in ("postgres", "clock", "pipeline_config")}
+            sensor_resources = {k: resources[k] for k in ("postgres", "clock", "settings")}
             # warm the engine and the schema check outside the timed burst (the daemon's process is warm)
             build_sensor_context(instance=instance, resources=sensor_resources)
             ui = UiProbe(dagster_url, home)
@@ -417,7 +418,7 @@ def process_start_seconds(repeats: int = 3) -> float:
     """What each run costs before its first step in the real deployment, at least: a new Python
     process importing Dagster and loading the code location (``dagster api execute_run`` does more)."""
     code = ("import os; os.environ.setdefault('LOCK_PIPELINE_HOME', '/tmp/lp-unused'); "
-            "from lock_pipeline.orchestration.wiring import build_definitions; "
+            "from lock_pipeline.orchestration.definitions import build_definitions; "
             "from lock_pipeline.settings import load_settings; import dagster")
     times = []
     for _ in range(repeats):

@@ -18,7 +18,7 @@ real schema, then ANALYZEd as autovacuum would):
   revoke actions to the 1,000 generates.
 
 Then ``pin_actions_sensor`` is evaluated as lock_pipeline_tests/harness.py does
-(``dagster.build_sensor_context`` with the postgres, clock and pipeline_config resources, an
+(``dagster.build_sensor_context`` with the postgres, clock and settings resources, an
 ephemeral instance, an empty cursor so every evaluation plans all the due work): one cold
 evaluation, then the median of ``--runs``; target under 1 s. A breakdown times the sensor's
 parts (load_for_planning, plan_actions, batching into RunRequests). Finally each SQL statement
@@ -178,7 +178,7 @@ def load_data(url: str, *, listings: int, future: int, due: int, in_house: int, 
 def evaluate(instance, resources):
     from dagster import RunRequest, build_sensor_context
 
-    from lock_pipeline.orchestration.access_sensors import pin_actions_sensor
+    from lock_pipeline.orchestration.access import pin_actions_sensor
 
     context = build_sensor_context(instance=instance, cursor=None, resources=resources)
     started = time.perf_counter()
@@ -190,13 +190,13 @@ def evaluate(instance, resources):
 
 
 def breakdown(url: str, runs: int) -> dict[str, list[float]]:
-    from lock_pipeline.access.planning import plan_actions
+    from lock_pipeline.access.planning import AccessPolicy, plan_actions
     from lock_pipeline.access.store import load_for_planning
-    from lock_pipeline.orchestration.access_sensors import batch_actions, run_request_for
-    from lock_pipeline.orchestration.resources import PipelineConfig, access_policy
+    from lock_pipeline.orchestration.access import batch_actions, run_request_for
+    from lock_pipeline.settings import Settings
     from lock_pipeline.storage.database import engine_for
 
-    policy = access_policy(PipelineConfig())
+    policy = AccessPolicy.from_settings(Settings())
     engine = engine_for(url)
     parts: dict[str, list[float]] = {"load_for_planning": [], "plan_actions": [], "batch+RunRequests": [],
                                      "cursor json": []}
@@ -207,7 +207,7 @@ def breakdown(url: str, runs: int) -> dict[str, list[float]]:
         t1 = time.perf_counter()
         plan = plan_actions(stays, codes, BENCH_NOW, policy)
         t2 = time.perf_counter()
-        requests = [run_request_for(b) for b in batch_actions(plan.actions, PipelineConfig().max_actions_per_run)]
+        requests = [run_request_for(b) for b in batch_actions(plan.actions, Settings().max_actions_per_run)]
         t3 = time.perf_counter()
         json.dumps({a.key: BENCH_NOW.isoformat() for a in plan.actions})
         t4 = time.perf_counter()
@@ -224,7 +224,7 @@ def captured_statements(url: str) -> list[tuple[str, object]]:
 
     from lock_pipeline.access.planning import AccessPolicy
     from lock_pipeline.access.store import load_for_planning
-    from lock_pipeline.orchestration.resources import PipelineConfig, access_policy
+    from lock_pipeline.settings import Settings
     from lock_pipeline.storage.database import engine_for
 
     engine = engine_for(url)
@@ -233,7 +233,7 @@ def captured_statements(url: str) -> list[tuple[str, object]]:
     def listen(conn, cursor, statement, parameters, context, executemany):
         seen.append((statement, parameters))
 
-    policy: AccessPolicy = access_policy(PipelineConfig())
+    policy: AccessPolicy = AccessPolicy.from_settings(Settings())
     with engine.connect() as conn:
         event.listen(conn, "before_cursor_execute", listen)
         load_for_planning(conn, BENCH_NOW, policy)
@@ -270,7 +270,8 @@ def main() -> None:
 
     from dagster import DagsterInstance
 
-    from lock_pipeline.orchestration.resources import ClockResource, PipelineConfig, PostgresResource
+    from lock_pipeline.orchestration.resources import ClockResource, PostgresResource, SettingsResource
+    from lock_pipeline.settings import Settings
 
     with benchlib.embedded_server("lp-bench-sensor-") as server:
         url = benchlib.fresh_database(server, "bench_sensor")
@@ -278,7 +279,7 @@ def main() -> None:
         counts = load_data(url, **sizes)
         print(f"loaded in {time.perf_counter() - started:.1f} s: {counts}", flush=True)
         resources = {"postgres": PostgresResource(url=url), "clock": ClockResource(frozen_at=BENCH_NOW.isoformat()),
-                     "pipeline_config": PipelineConfig()}
+                     "settings": SettingsResource.of(Settings())}
         with DagsterInstance.ephemeral() as instance:
             cold, requests, actions, _, cursor = evaluate(instance, resources)
             print(f"cold evaluation (first in the process: engine, schema check): {cold:.3f} s -> {len(requests)} "
@@ -298,7 +299,7 @@ def main() -> None:
     print(f"one pin_actions_sensor evaluation: {spread(times, 's', 3)}  target < {TARGET_SECONDS:.0f} s: "
           f"{verdict(median(times) < TARGET_SECONDS)}  (cold first evaluation {cold:.3f} s)")
     print(f"  planned {rows[2]} actions from {rows[0]} stays and {rows[1]} live codes -> {rows[3]} RunRequests "
-          f"(batches of {PipelineConfig().max_actions_per_run}, one run each)")
+          f"(batches of {Settings().max_actions_per_run}, one run each)")
     print("  parts (median): " + ", ".join(f"{k} {median(v) * 1000:.0f} ms" for k, v in parts.items()))
     print(f"  process peak RSS {mib(peak)}")
     benchlib.banner("EXPLAIN (ANALYZE, BUFFERS) of load_for_planning's queries")

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack, contextmanager
 
-from lock_pipeline.settings import PROJECT_ROOT, SettingsError, load_settings
+from lock_pipeline.settings import PROJECT_ROOT, SettingsError, load_settings, one_setting
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -33,9 +33,10 @@ def _parser() -> argparse.ArgumentParser:
 
     up = commands.add_parser("up", help="start Postgres (embedded unless configured), the sandboxes "
                                         "(unless Stays/Tuya are configured) and the Dagster UI and daemon")
-    up.add_argument("--port", type=int, default=int(os.environ.get("LOCK_PIPELINE_UI_PORT", "3000")))
-    up.add_argument("--host", default=os.environ.get("LOCK_PIPELINE_UI_HOST", "127.0.0.1"),
-                    help="interface for the Dagster UI (default 127.0.0.1: loopback only)")
+    up.add_argument("--port", type=int, default=one_setting("ui_port"),
+                    help="the Dagster UI's port (default LOCK_PIPELINE_UI_PORT, else 3000)")
+    up.add_argument("--host", default=one_setting("ui_host"),
+                    help="interface for the Dagster UI (default LOCK_PIPELINE_UI_HOST, else 127.0.0.1: loopback only)")
     up.set_defaults(handler=_up)
 
     migrate = commands.add_parser("migrate", help="apply the schema files in sql/ and exit")
@@ -87,58 +88,52 @@ def _reprocess(args: argparse.Namespace) -> int:
     """Make the stay's PIN work due now; the running sensor launches it within 30 s (an audited run)."""
     from lock_pipeline.access import store as access_store
     from lock_pipeline.clock import clock_from_environment
-    from lock_pipeline.orchestration.access_jobs import reset_for_reprocess
+    from lock_pipeline.stays.store import find_stay_by_code
+    from lock_pipeline.vocabulary import EventAction
 
     with _database() as (_settings, engine), engine.begin() as conn:
-        reservation_id = access_store.find_stay_by_code(conn, args.code)
+        reservation_id = find_stay_by_code(conn, args.code)
         if reservation_id is None:
             print(f"no stay with code {args.code!r}: see admin.reservations for the codes", file=sys.stderr)
             return 1
         now = clock_from_environment().now()
-        reset = reset_for_reprocess(conn, reservation_id, now, None)
-        access_store.record_event(conn, code_id=None, reservation_id=reservation_id, device_id="-", action="reprocess",
-                                  outcome="requested", run_id=None, at=now, detail=f"by {args.by} from the command line")
+        reset = access_store.request_retry(conn, reservation_id, run_id=None, now=now)
+        access_store.record_event(conn, code_id=None, reservation_id=reservation_id, device_id="-",
+                                  action=EventAction.REPROCESS, outcome="requested", run_id=None, at=now,
+                                  detail=f"by {args.by} from the command line")
     print(f"{args.code}: {reset} code(s) reset; the access sensor launches the work within 30 s "
           f"(Dagster UI, Runs, tag lock_pipeline/stay={args.code.upper()})")
     return 0
 
 
 def _pin_show(args: argparse.Namespace) -> int:
-    from sqlalchemy import text
-
+    from lock_pipeline.access import store as access_store
     from lock_pipeline.access.pins import PinVault
     from lock_pipeline.clock import clock_from_environment
     from lock_pipeline.runtime import pin_key
+    from lock_pipeline.stays.store import find_stay_by_code
 
     with _database() as (settings, engine), engine.begin() as conn:
-        row = conn.execute(text("""
-            SELECT c.code_id, c.reservation_id, c.pin_ciphertext, c.state, r.code
-            FROM pipeline.current_access_codes c JOIN pipeline.reservations r USING (reservation_id)
-            WHERE upper(r.code) = upper(:code)
-        """), {"code": args.code.strip()}).one_or_none()
-        if row is None or row.pin_ciphertext is None:
+        reservation_id = find_stay_by_code(conn, args.code)
+        stored = access_store.current_pin(conn, reservation_id) if reservation_id else None
+        if stored is None:
             print(f"no PIN for stay {args.code!r} (see admin.reservations for its access_state)", file=sys.stderr)
             return 1
-        pin = PinVault(pin_key(settings)).decrypt(row.pin_ciphertext)
-        conn.execute(text("""
-            INSERT INTO pipeline.pin_reveals (code_id, reservation_id, revealed_by, reason, at)
-            VALUES (:c, :r, :by, :reason, :at)
-        """), {"c": row.code_id, "r": row.reservation_id, "by": args.by, "reason": args.reason,
-               "at": clock_from_environment().now()})
-    print(f"{row.code}: {pin}  ({row.state}; this reveal is recorded)")
+        pin = PinVault(pin_key(settings)).decrypt(stored.pin_ciphertext)
+        access_store.record_reveal(conn, stored, revealed_by=args.by, reason=args.reason,
+                                   at=clock_from_environment().now())
+    print(f"{stored.reservation_code}: {pin}  ({stored.state}; this reveal is recorded)")
     return 0
 
 
 def _mapping(args: argparse.Namespace) -> int:
     from lock_pipeline.clock import clock_from_environment
-    from lock_pipeline.mapping.store import MappingError
-    from lock_pipeline.orchestration.lock_assets import MappingDecision, apply_decision
+    from lock_pipeline.mapping.store import MappingError, decide
 
     try:
-        decision = MappingDecision(action=args.action, listing=args.listing, lock_id=args.lock_id, decided_by=args.by)
         with _database() as (_settings, engine), engine.begin() as conn:
-            print(apply_decision(conn, decision, clock_from_environment().now()))
-    except (MappingError, ValueError) as error:
+            print(decide(conn, args.action, args.listing.strip(), args.lock_id, args.by, clock_from_environment().now()))
+    except MappingError as error:
         print(f"mapping not changed: {error}", file=sys.stderr)
         return 1
     return 0
@@ -173,34 +168,16 @@ def _up(args: argparse.Namespace) -> int:
 
 def _first_sync(host: str, port: int, settings) -> None:
     """Launch one sync as soon as the UI answers, so a fresh start has data before the first half hour."""
-    import urllib.request
-
-    from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-    from dagster_graphql import DagsterGraphQLClient
-
     from lock_pipeline.clock import clock_from_environment
-    from lock_pipeline.orchestration.partitions import months_covering
+    from lock_pipeline.orchestration.commands import launch_sync, wait_for_webserver
 
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"http://{host}:{port}/server_info", timeout=2):
-                break
-        except OSError:
-            time.sleep(2)
-    else:
+    if not wait_for_webserver(host, port, timeout_seconds=180):
         return
-    months = months_covering(clock_from_environment().now(), settings.timezone, settings.sync_days_back,
-                             settings.sync_days_ahead)
-    for _attempt in range(30):  # the code location may still be loading
-        try:
-            run_id = DagsterGraphQLClient(host, port_number=port).submit_job_execution(
-                "sync_job", tags={ASSET_PARTITION_RANGE_START_TAG: months.start, ASSET_PARTITION_RANGE_END_TAG: months.end,
-                                  "lock_pipeline/trigger": "start"})
-            print(f"  first sync launched: run {run_id}", flush=True)
-            return
-        except Exception:  # noqa: BLE001 - retried until the location is up; the schedule covers a miss
-            time.sleep(3)
+    try:  # the code location may still be loading: try for about 90 s; the schedule covers a miss
+        run_id = launch_sync(host, port, settings, clock_from_environment().now(), trigger="start", attempts=30)
+    except Exception:  # noqa: BLE001
+        return
+    print(f"  first sync launched: run {run_id}", flush=True)
 
 
 def _default_sigint() -> None:
@@ -241,8 +218,8 @@ def _migrate(_args: argparse.Namespace) -> int:
 
     settings = load_settings()
     with ExitStack() as stack:
-        applied = apply_migrations(engine_for(open_database(settings, stack)))
-    print(f"applied {applied}" if applied else "schema already up to date")
+        applied = apply_migrations(engine_for(open_database(settings, stack)), settings)
+    print(f"applied {applied}; views and settings refreshed" if applied else "schema up to date; views and settings refreshed")
     return 0
 
 

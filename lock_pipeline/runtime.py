@@ -49,7 +49,7 @@ def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
     runtime = Runtime(settings=settings, database_url="")
     try:
         runtime.database_url = open_database(settings, runtime.stack)
-        applied = apply_migrations(engine_for(runtime.database_url))
+        applied = apply_migrations(engine_for(runtime.database_url), settings)
         if applied:
             runtime.notes.append(f"schema migrated: applied {applied}")
         key = pin_key(settings)
@@ -72,13 +72,11 @@ def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
 def check_pin_key(engine, key: str) -> None:
     """Stop the start when the key cannot read the PINs already stored (a changed or mistyped key
     would otherwise fail every PIN run on a lock that holds another PIN, and every `pin show`)."""
-    from sqlalchemy import text
-
     from lock_pipeline.access.pins import PinKeyError, PinVault
+    from lock_pipeline.access.store import latest_pin_ciphertext
 
     with engine.connect() as conn:
-        stored = conn.execute(text("SELECT pin_ciphertext FROM pipeline.access_codes WHERE pin_ciphertext IS NOT NULL "
-                                   "ORDER BY code_id DESC LIMIT 1")).scalar()
+        stored = latest_pin_ciphertext(conn)
     if stored is None:
         return
     try:
@@ -134,7 +132,7 @@ def _start_sandboxes(runtime: Runtime) -> None:
 
         client_id, client_secret = "sandbox-client", secrets.token_urlsafe(18)
         stays = StaysSandbox(seed, client_id=client_id, client_secret=client_secret,
-                             port=int(os.environ.get("LOCK_PIPELINE_STAYS_SANDBOX_PORT", "0"))).start()
+                             port=settings.stays_sandbox_port).start()
         runtime.stack.callback(stays.stop)
         runtime.env.update({
             "STAYS_BASE_URL": stays.base_url,
@@ -147,7 +145,7 @@ def _start_sandboxes(runtime: Runtime) -> None:
 
         tuya = TuyaSandbox(
             seed.locks, clock=clock_from_environment(),
-            port=int(os.environ.get("LOCK_PIPELINE_TUYA_SANDBOX_PORT", "0")),
+            port=settings.tuya_sandbox_port,
             state_file=settings.home / "tuya_sandbox_state.json",
         ).start()
         runtime.stack.callback(tuya.stop)

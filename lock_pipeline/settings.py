@@ -1,7 +1,13 @@
-"""Settings from the environment, read and validated once at start.
+"""Every setting, declared once: its environment name, default, unit, validation and help.
 
-Every problem is collected and reported together, each naming the variable and the fix,
-so a wrong deployment stops at start instead of failing on the first run.
+Each field of :class:`Settings` is one setting; its declaration (``_minutes(...)``, ``_text(...)``,
+...) holds everything about it, and everything else reads from here: the Dagster resources, the
+access policy, the CLI, the simulator, the tests, the README's table (``lock-pipeline settings
+--markdown``) and the SQL views (through the values ``storage.schema`` publishes to Postgres).
+
+Settings are read and validated once at start; every problem is collected and reported
+together, each naming the variable and the fix, so a wrong deployment stops at start instead
+of failing on the first run.
 """
 
 from __future__ import annotations
@@ -9,10 +15,11 @@ from __future__ import annotations
 import base64
 import binascii
 import os
-from dataclasses import dataclass, field
-from datetime import time
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass, field, fields
+from datetime import time, timedelta
 from pathlib import Path
-from typing import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -39,6 +46,113 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class Spec:
+    """How one environment variable becomes one setting."""
+
+    env: str
+    default_text: str            # the default as a person reads it in the README
+    unit: str
+    help: str
+    parse: Callable[[str], Any]  # raises ValueError with the fix in its message
+    render: Callable[[Any], str] = str
+    secret: bool = False
+    override: str = ""           # where a listing or lock can override it (README)
+
+
+def _declare(default: Any, spec: Spec, *, factory: Callable[[], Any] | None = None) -> Any:
+    if factory is not None:
+        return field(default_factory=factory, metadata={"spec": spec})
+    return field(default=default, metadata={"spec": spec})
+
+
+def _bounded_int(env: str, default: int, low: int, high: int, unit: str, help: str, override: str = "") -> Any:
+    def parse(raw: str) -> int:
+        try:
+            value = int(raw)
+        except ValueError:
+            raise ValueError(f"{env}={raw!r} is not a whole number (default {default})") from None
+        if not low <= value <= high:
+            raise ValueError(f"{env}={value} is out of range: use {low}..{high} (default {default})")
+        return value
+
+    return _declare(default, Spec(env, str(default), unit, help, parse, override=override))
+
+
+def _bounded_number(env: str, default: float, low: float, high: float, help: str) -> Any:
+    def parse(raw: str) -> float:
+        try:
+            value = float(raw)
+        except ValueError:
+            raise ValueError(f"{env}={raw!r} is not a number (default {default:g})") from None
+        if not low <= value <= high:
+            raise ValueError(f"{env}={value:g} is out of range: use {low:g}..{high:g} (default {default:g})")
+        return value
+
+    return _declare(default, Spec(env, f"{default:g}", "score", help, parse, render=lambda v: f"{v:g}"))
+
+
+def _clock_time(env: str, default: time, help: str, override: str = "") -> Any:
+    def parse(raw: str) -> time:
+        try:
+            return time.fromisoformat(raw)
+        except ValueError:
+            raise ValueError(f"{env}={raw!r} is not a time of day: use HH:MM, e.g. {default:%H:%M}") from None
+
+    return _declare(default, Spec(env, f"{default:%H:%M}", "HH:MM", help, parse,
+                                  render=lambda v: v.isoformat(timespec="minutes"), override=override))
+
+
+def _zone(env: str, default: str, help: str, override: str = "") -> Any:
+    def parse(raw: str) -> str:
+        try:
+            ZoneInfo(raw)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{env}={raw!r} is not an IANA time zone name: use e.g. America/Sao_Paulo") from None
+        return raw
+
+    return _declare(default, Spec(env, default, "IANA zone", help, parse, override=override))
+
+
+def _host(env: str, default: str, help: str) -> Any:
+    def parse(raw: str) -> str:
+        if not raw.strip() or any(c.isspace() for c in raw):
+            raise ValueError(f"{env}={raw!r} is not a host name or address (default {default})")
+        return raw.strip()
+
+    return _declare(default, Spec(env, default, "host", help, parse))
+
+
+def _optional_text(env: str, help: str, *, secret: bool = False, check: Callable[[str], str | None] | None = None,
+                   default_text: str = "unset", unit: str = "") -> Any:
+    def parse(raw: str) -> str:
+        problem = check(raw) if check else None
+        if problem:
+            raise ValueError(f"{env} {problem}")
+        return raw
+
+    return _declare(None, Spec(env, default_text, unit, help, parse, secret=secret))
+
+
+def _is_pin_key(raw: str) -> str | None:
+    if is_valid_pin_key(raw):
+        return None
+    return ("is not a Fernet key (32 bytes, url-safe base64): generate one with `lock-pipeline new-pin-key`; "
+            "unset it on the embedded default to use the generated one")
+
+
+def _is_database_url(raw: str) -> str | None:
+    scheme = urlsplit(raw).scheme
+    if scheme.split("+")[0] in {"postgresql", "postgres"}:
+        return None
+    return f"must be a postgresql:// URL (got scheme {scheme!r}); unset it to use the embedded Postgres"
+
+
+def default_home() -> Path:
+    """Where data lives when LOCK_PIPELINE_HOME is not set."""
+    return PROJECT_ROOT / ".lock_pipeline"
+
+
+@dataclass(frozen=True)
 class StaysSettings:
     base_url: str
     client_id: str
@@ -52,90 +166,150 @@ class TuyaSettings:
     access_secret: str = field(repr=False)
 
 
+# The credentials: read together (one account each), so they are declared as groups.
+STAYS_SPECS = (
+    Spec("STAYS_BASE_URL", "sandbox", "URL", "e.g. `https://<account>.stays.net/external/v1`", str),
+    Spec("STAYS_CLIENT_ID", "sandbox", "", "the API login (Stays > App Center > API); webhooks must carry it", str),
+    Spec("STAYS_CLIENT_SECRET", "sandbox", "", "the API password (Basic auth)", str, secret=True),
+)
+TUYA_SPECS = (
+    Spec("TUYA_ACCESS_ID", "sandbox", "", "the cloud project's Access ID", str),
+    Spec("TUYA_ACCESS_SECRET", "sandbox", "", "the cloud project's 32-character Access Secret", str, secret=True),
+    Spec("TUYA_REGION", "sandbox", "", "data centre: " + ", ".join(TUYA_REGION_HOSTS), str),
+    Spec("TUYA_BASE_URL", "from region", "URL", "override the host (https); a private CA through "
+                                                "`SSL_CERT_FILE` / `REQUESTS_CA_BUNDLE`", str),
+)
+
+
 @dataclass(frozen=True)
 class Settings:
-    home: Path
-    database_url: str | None
-    timezone: str
-    stays: StaysSettings | None
-    tuya: TuyaSettings | None
-    pin_key: str | None = field(repr=False)
-    sync_days_back: int = 30
-    sync_days_ahead: int = 365
-    default_check_in: time = time(15, 0)
-    default_check_out: time = time(11, 0)
-    access_lead_minutes: int = 120
-    access_grace_minutes: int = 0
-    program_ahead_hours: int = 48
-    missing_tolerance_hours: int = 24
-    match_auto_confirm_score: float = 92.0
-    match_min_margin: float = 8.0
-    max_actions_per_run: int = 100
+    """The validated settings. ``Settings()`` is every default; :func:`load_settings` reads the environment."""
+
+    home: Path = _declare(None, Spec(
+        "LOCK_PIPELINE_HOME", "`./.lock_pipeline`", "directory",
+        "data directory: embedded Postgres, Dagster home, the generated PIN key, sandbox lock state",
+        lambda raw: Path(raw).expanduser(), render=str), factory=default_home)
+    database_url: str | None = _optional_text(
+        "LOCK_PIPELINE_DATABASE_URL", "`postgresql://user:password@host/db`; Dagster's runs and events live in the "
+        "same database", secret=True, check=_is_database_url, default_text="embedded", unit="URL")
+    pin_key: str | None = _optional_text(
+        "LOCK_PIPELINE_PIN_KEY", "Fernet key encrypting PINs at rest; generated into the data directory on the "
+        "embedded default, **required** with your own database", secret=True, check=_is_pin_key,
+        default_text="generated")
+    timezone: str = _zone("LOCK_PIPELINE_TIMEZONE", "America/Sao_Paulo",
+                          "the account's zone: Stays dates are this wall clock unless a listing says otherwise")
+    sync_days_back: int = _bounded_int("LOCK_PIPELINE_SYNC_DAYS_BACK", 30, 0, 3650, "days",
+                                       "the sync window reaches this far into the past")
+    sync_days_ahead: int = _bounded_int("LOCK_PIPELINE_SYNC_DAYS_AHEAD", 365, 1, 3650, "days",
+                                        "and this far ahead")
+    default_check_in: time = _clock_time("LOCK_PIPELINE_DEFAULT_CHECK_IN_TIME", time(15, 0),
+                                         "check-in time when Stays sends none")
+    default_check_out: time = _clock_time("LOCK_PIPELINE_DEFAULT_CHECK_OUT_TIME", time(11, 0),
+                                          "check-out time when Stays sends none")
+    access_lead_minutes: int = _bounded_int("LOCK_PIPELINE_ACCESS_LEAD_MINUTES", 120, 0, 24 * 60, "minutes",
+                                            "access opens this long before check-in")
+    access_grace_minutes: int = _bounded_int("LOCK_PIPELINE_ACCESS_GRACE_MINUTES", 0, 0, 24 * 60, "minutes",
+                                             "access ends this long after check-out")
+    program_ahead_hours: int = _bounded_int("LOCK_PIPELINE_PROGRAM_AHEAD_HOURS", 48, 1, 24 * 30, "hours",
+                                            "how early a PIN is programmed, so a sleeping lock has time to receive it")
+    missing_tolerance_hours: int = _bounded_int("LOCK_PIPELINE_MISSING_TOLERANCE_HOURS", 24, 1, 24 * 30, "hours",
+                                                "how long a stay may be absent from the Stays feed before its PIN "
+                                                "is revoked")
+    match_auto_confirm_score: float = _bounded_number("LOCK_PIPELINE_MATCH_AUTO_CONFIRM_SCORE", 92.0, 0, 100,
+                                                      "auto-confirm a suggested lock only at or above this score")
+    match_min_margin: float = _bounded_number("LOCK_PIPELINE_MATCH_MIN_MARGIN", 8.0, 0, 100,
+                                              "... and only this far ahead of the runner-up")
+    max_actions_per_run: int = _bounded_int("LOCK_PIPELINE_MAX_ACTIONS_PER_RUN", 100, 1, 500, "actions",
+                                            "in a burst (more than 10 due PIN actions), at most this many per run")
+    ui_host: str = _host("LOCK_PIPELINE_UI_HOST", "127.0.0.1", "where the Dagster UI listens (loopback by default: "
+                                                               "the open-source UI has no login)")
+    ui_port: int = _bounded_int("LOCK_PIPELINE_UI_PORT", 3000, 1, 65535, "port", "the Dagster UI's port")
+    stays_sandbox_port: int = _bounded_int("LOCK_PIPELINE_STAYS_SANDBOX_PORT", 0, 0, 65535, "port",
+                                           "the Stays sandbox's port on the embedded default (0: any free port)")
+    tuya_sandbox_port: int = _bounded_int("LOCK_PIPELINE_TUYA_SANDBOX_PORT", 0, 0, 65535, "port",
+                                          "the Tuya sandbox's port on the embedded default (0: any free port)")
+    stays: StaysSettings | None = None
+    tuya: TuyaSettings | None = None
 
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
+
+    @property
+    def access_lead(self) -> timedelta:
+        return timedelta(minutes=self.access_lead_minutes)
+
+    @property
+    def access_grace(self) -> timedelta:
+        return timedelta(minutes=self.access_grace_minutes)
+
+    @property
+    def program_ahead(self) -> timedelta:
+        return timedelta(hours=self.program_ahead_hours)
+
+    @property
+    def missing_tolerance(self) -> timedelta:
+        return timedelta(hours=self.missing_tolerance_hours)
+
+    def environment(self, *, include_secrets: bool = False) -> dict[str, str]:
+        """The settings as environment variables.
+
+        Without secrets: what the Dagster settings resource carries (shown in the UI). With them: the
+        whole environment a service needs, database URL, PIN key and the Stays and Tuya credentials.
+        """
+        out = {spec.env: spec.render(value) for spec, value in _declared(self)
+               if value is not None and (include_secrets or not spec.secret)}
+        if include_secrets:
+            for specs, group in ((STAYS_SPECS, self.stays), (TUYA_SPECS, self.tuya)):
+                if group is not None:
+                    out.update({s.env: v for s, v in zip(specs, _group_values(group)) if v})
+        return out
+
+
+DEFAULTS = Settings()
+
+
+def setting_specs() -> list[Spec]:
+    """Every environment variable the pipeline reads, in the README's order."""
+    return [f.metadata["spec"] for f in fields(Settings) if "spec" in f.metadata] + [*STAYS_SPECS, *TUYA_SPECS]
 
 
 def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     """Read every setting; raise :class:`SettingsError` naming each wrong one."""
     env = os.environ if environ is None else environ
     problems: list[str] = []
-    reader = _Reader(env, problems)
-
-    home = Path(env.get("LOCK_PIPELINE_HOME") or PROJECT_ROOT / ".lock_pipeline").expanduser()
-    if home.exists() and not home.is_dir():
+    values: dict[str, Any] = {}
+    for item in fields(Settings):
+        spec: Spec | None = item.metadata.get("spec")
+        raw = env.get(spec.env) if spec else None
+        if spec is None or raw in (None, ""):
+            continue
+        try:
+            values[item.name] = spec.parse(raw)
+        except ValueError as problem:
+            problems.append(str(problem))
+    home = values.get("home")
+    if home is not None and home.exists() and not home.is_dir():
         problems.append(f"LOCK_PIPELINE_HOME={home} is a file: point it at a directory (it is created if missing)")
-
-    database_url = env.get("LOCK_PIPELINE_DATABASE_URL") or None
-    if database_url is not None:
-        scheme = urlsplit(database_url).scheme
-        if scheme.split("+")[0] not in {"postgresql", "postgres"}:
-            problems.append(
-                "LOCK_PIPELINE_DATABASE_URL must be a postgresql:// URL "
-                f"(got scheme {scheme!r}); unset it to use the embedded Postgres"
-            )
-
-    tz_name = env.get("LOCK_PIPELINE_TIMEZONE") or "America/Sao_Paulo"
-    try:
-        ZoneInfo(tz_name)
-    except (ZoneInfoNotFoundError, ValueError):
-        problems.append(
-            f"LOCK_PIPELINE_TIMEZONE={tz_name!r} is not an IANA time zone name: use e.g. America/Sao_Paulo"
-        )
-
-    stays = _stays_settings(env, problems)
-    tuya = _tuya_settings(env, problems)
-
-    pin_key = env.get("LOCK_PIPELINE_PIN_KEY") or None
-    if pin_key is not None and not is_valid_pin_key(pin_key):
-        problems.append(
-            "LOCK_PIPELINE_PIN_KEY is not a Fernet key (32 bytes, url-safe base64): generate one with "
-            "`lock-pipeline new-pin-key`; unset it on the embedded default to use the generated one"
-        )
-
-    settings = Settings(
-        home=home,
-        database_url=database_url,
-        timezone=tz_name,
-        stays=stays,
-        tuya=tuya,
-        pin_key=pin_key,
-        sync_days_back=reader.integer("LOCK_PIPELINE_SYNC_DAYS_BACK", 30, minimum=0, maximum=3650),
-        sync_days_ahead=reader.integer("LOCK_PIPELINE_SYNC_DAYS_AHEAD", 365, minimum=1, maximum=3650),
-        default_check_in=reader.clock_time("LOCK_PIPELINE_DEFAULT_CHECK_IN_TIME", time(15, 0)),
-        default_check_out=reader.clock_time("LOCK_PIPELINE_DEFAULT_CHECK_OUT_TIME", time(11, 0)),
-        access_lead_minutes=reader.integer("LOCK_PIPELINE_ACCESS_LEAD_MINUTES", 120, minimum=0, maximum=24 * 60),
-        access_grace_minutes=reader.integer("LOCK_PIPELINE_ACCESS_GRACE_MINUTES", 0, minimum=0, maximum=24 * 60),
-        program_ahead_hours=reader.integer("LOCK_PIPELINE_PROGRAM_AHEAD_HOURS", 48, minimum=1, maximum=24 * 30),
-        missing_tolerance_hours=reader.integer("LOCK_PIPELINE_MISSING_TOLERANCE_HOURS", 24, minimum=1, maximum=24 * 30),
-        match_auto_confirm_score=reader.number("LOCK_PIPELINE_MATCH_AUTO_CONFIRM_SCORE", 92.0, minimum=0, maximum=100),
-        match_min_margin=reader.number("LOCK_PIPELINE_MATCH_MIN_MARGIN", 8.0, minimum=0, maximum=100),
-        max_actions_per_run=reader.integer("LOCK_PIPELINE_MAX_ACTIONS_PER_RUN", 100, minimum=1, maximum=500),
-    )
+    values["stays"] = _stays_settings(env, problems)
+    values["tuya"] = _tuya_settings(env, problems)
     if problems:
         raise SettingsError(problems)
-    return settings
+    return Settings(**values)
+
+
+def one_setting(name: str, environ: Mapping[str, str] | None = None) -> Any:
+    """One setting's value, for a command-line default; unset or invalid gives the declared default
+    (the command then reports an invalid one through :func:`load_settings`)."""
+    env = os.environ if environ is None else environ
+    item = next(f for f in fields(Settings) if f.name == name)
+    raw = env.get(item.metadata["spec"].env)
+    if raw:
+        try:
+            return item.metadata["spec"].parse(raw)
+        except ValueError:
+            pass
+    return getattr(DEFAULTS, name)
 
 
 def is_valid_pin_key(key: str) -> bool:
@@ -143,6 +317,18 @@ def is_valid_pin_key(key: str) -> bool:
         return len(base64.urlsafe_b64decode(key.encode("ascii"))) == 32
     except (binascii.Error, ValueError, UnicodeEncodeError):
         return False
+
+
+def _declared(settings: Settings) -> Iterator[tuple[Spec, Any]]:
+    for item in fields(Settings):
+        if "spec" in item.metadata:
+            yield item.metadata["spec"], getattr(settings, item.name)
+
+
+def _group_values(group: StaysSettings | TuyaSettings) -> tuple[str, ...]:
+    if isinstance(group, StaysSettings):
+        return group.base_url, group.client_id, group.client_secret
+    return group.access_id, group.access_secret, "", group.base_url
 
 
 def _stays_settings(env: Mapping[str, str], problems: list[str]) -> StaysSettings | None:
@@ -198,45 +384,41 @@ def _http_url_problem(url: str) -> str | None:
     return None
 
 
-class _Reader:
-    def __init__(self, env: Mapping[str, str], problems: list[str]) -> None:
-        self.env = env
-        self.problems = problems
+# ---------------------------------------------------------------- cadences and horizons
+# Not environment settings: fixed facts the code and the SQL views share. The views read them
+# from pipeline.settings (published by storage.migrations), never as literals of their own.
 
-    def integer(self, name: str, default: int, *, minimum: int, maximum: int) -> int:
-        raw = self.env.get(name)
-        if raw in (None, ""):
-            return default
-        try:
-            value = int(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r} is not a whole number (default {default})")
-            return default
-        if not minimum <= value <= maximum:
-            self.problems.append(f"{name}={value} is out of range: use {minimum}..{maximum} (default {default})")
-            return default
-        return value
+SYNC_INTERVAL = timedelta(minutes=30)                   # the sync schedule's cadence
+UNMAPPED_LISTING_WITHIN = timedelta(days=14)            # a listing with arrivals this soon needs a lock
+PIN_NOT_ON_LOCK_WITHIN = timedelta(hours=12)            # a PIN still not on its lock this close to access
+LOCK_OFFLINE_ARRIVAL_WITHIN = timedelta(hours=24)       # an offline lock with an arrival this soon ...
+LOCK_OFFLINE_ARRIVED_WITHIN = timedelta(hours=2)        # ... or one that arrived this recently
+RUN_FAILED_WITHIN = timedelta(hours=24)                 # failed runs listed for this long
+SYNC_STALE_AFTER = timedelta(hours=1)                   # no successful sync for this long
 
-    def number(self, name: str, default: float, *, minimum: float, maximum: float) -> float:
-        raw = self.env.get(name)
-        if raw in (None, ""):
-            return default
-        try:
-            value = float(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r} is not a number (default {default})")
-            return default
-        if not minimum <= value <= maximum:
-            self.problems.append(f"{name}={value} is out of range: use {minimum}..{maximum} (default {default})")
-            return default
-        return value
 
-    def clock_time(self, name: str, default: time) -> time:
-        raw = self.env.get(name)
-        if raw in (None, ""):
-            return default
-        try:
-            return time.fromisoformat(raw)
-        except ValueError:
-            self.problems.append(f"{name}={raw!r} is not a time of day: use HH:MM, e.g. {default:%H:%M}")
-            return default
+def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
+    """What the views may read: name -> (value as text, unit). Intervals are Postgres interval text."""
+    published = {
+        "sync.interval": (interval_text(SYNC_INTERVAL), "interval"),
+        "attention.unmapped_listing_within": (interval_text(UNMAPPED_LISTING_WITHIN), "interval"),
+        "attention.pin_not_on_lock_within": (interval_text(PIN_NOT_ON_LOCK_WITHIN), "interval"),
+        "attention.lock_offline_arrival_within": (interval_text(LOCK_OFFLINE_ARRIVAL_WITHIN), "interval"),
+        "attention.lock_offline_arrived_within": (interval_text(LOCK_OFFLINE_ARRIVED_WITHIN), "interval"),
+        "attention.run_failed_within": (interval_text(RUN_FAILED_WITHIN), "interval"),
+        "attention.sync_stale_after": (interval_text(SYNC_STALE_AFTER), "interval"),
+    }
+    for spec, value in _declared(settings):
+        if not spec.secret and value is not None:
+            published[spec.env] = (spec.render(value), spec.unit)
+    return published
+
+
+def interval_text(delta: timedelta) -> str:
+    """'30 minutes', '24 hours', '14 days': what Postgres reads as an interval and a person reads as text."""
+    seconds = int(delta.total_seconds())
+    for unit, size, smallest in (("day", 86400, 2 * 86400), ("hour", 3600, 3600), ("minute", 60, 60), ("second", 1, 1)):
+        if seconds % size == 0 and seconds >= smallest:
+            count = seconds // size
+            return f"{count} {unit}{'' if count == 1 else 's'}"
+    return "0 seconds"

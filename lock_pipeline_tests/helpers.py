@@ -5,19 +5,19 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from dagster import DagsterInstance, Definitions
-from dagster._core.storage.tags import ASSET_PARTITION_RANGE_END_TAG, ASSET_PARTITION_RANGE_START_TAG
-
-from lock_pipeline.orchestration.partitions import months_covering
 from cryptography.fernet import Fernet
 
+from lock_pipeline.orchestration.dagster_internals import partition_range_tags
+from lock_pipeline.orchestration.definitions import build_definitions
+from lock_pipeline.orchestration.partitions import months_covering
 from lock_pipeline.orchestration.resources import (
     ClockResource,
     PinVaultResource,
     PostgresResource,
+    SettingsResource,
     StaysResource,
     TuyaResource,
 )
-from lock_pipeline.orchestration.wiring import build_definitions, pipeline_config
 from lock_pipeline.settings import load_settings
 
 # Monday 23 Nov 2026, 15:00 in São Paulo.
@@ -45,7 +45,7 @@ def build_test_definitions(database_url: str, *, stays=None, tuya=None, now: dat
     resources: dict[str, object] = {
         "postgres": PostgresResource(url=database_url),
         "clock": ClockResource(frozen_at=now.isoformat()),
-        "pipeline_config": pipeline_config(settings),
+        "settings": SettingsResource.of(settings),
     }
     if stays is not None:
         resources["stays"] = StaysResource(base_url=stays.base_url, client_id="sandbox-client",
@@ -61,11 +61,11 @@ def build_test_definitions(database_url: str, *, stays=None, tuya=None, now: dat
 def run_sync(defs: Definitions, *, now: datetime = NOW, instance: DagsterInstance | None = None,
              raise_on_error: bool = True):
     """What the schedule launches: one run over every month of the sync window."""
-    config = defs.resources["pipeline_config"]
+    config = defs.resources["settings"].get()
     months = months_covering(now, config.timezone, config.sync_days_back, config.sync_days_ahead)
     job = defs.resolve_job_def("sync_job")
     return job.execute_in_process(
         instance=instance or DagsterInstance.ephemeral(),
-        tags={ASSET_PARTITION_RANGE_START_TAG: months.start, ASSET_PARTITION_RANGE_END_TAG: months.end},
+        tags=partition_range_tags(months.start, months.end),
         raise_on_error=raise_on_error,
     )

@@ -319,9 +319,9 @@ def test_a_repeated_tick_never_doubles_a_run(world, harness):
     h.sync()
     from dagster import build_sensor_context
 
-    from lock_pipeline.orchestration.access_sensors import pin_actions_sensor
+    from lock_pipeline.orchestration.access import pin_actions_sensor
 
-    resources = {key: h.defs.resources[key] for key in ("postgres", "clock", "pipeline_config")}
+    resources = {key: h.defs.resources[key] for key in ("postgres", "clock", "settings")}
     first = pin_actions_sensor(build_sensor_context(instance=h.instance, cursor=None, resources=resources))
     again = pin_actions_sensor(build_sensor_context(instance=h.instance, cursor=None, resources=resources))
     assert [r.run_key for r in first] == [r.run_key for r in again]  # same key: Dagster launches it once
@@ -369,7 +369,7 @@ def test_every_stay_in_its_window_needs_an_active_pin(world, harness):
 def test_a_failed_pin_is_surfaced_recorded_and_reprocessed(world, harness):
     from dagster import DagsterEventType, DagsterRunStatus, build_run_status_sensor_context
 
-    from lock_pipeline.orchestration.access_sensors import record_failed_runs
+    from lock_pipeline.orchestration.access import record_failed_runs
 
     l1, k1 = world.listing(1, "Sé 97")
     world.stay("FAILS", l1, D0, D0 + timedelta(days=2))

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from cryptography.fernet import Fernet
 
-from lock_pipeline.access.executor import lock_label
+from lock_pipeline.access.pins import lock_label
 from lock_pipeline.access.pins import PinKeyError, PinVault, generate_pin, is_weak_pin, mask_pin
 from lock_pipeline.access.planning import (
     AccessCode,
@@ -171,15 +171,14 @@ def test_a_just_created_pin_is_confirmed_at_the_next_tick_then_polled():
 
 
 def test_a_burst_of_1000_actions_is_10_runs_by_default():
-    from lock_pipeline.orchestration.access_sensors import batch_actions
-    from lock_pipeline.orchestration.resources import PipelineConfig
-    from lock_pipeline.settings import load_settings
+    from lock_pipeline.orchestration.access import batch_actions
+    from lock_pipeline.settings import Settings, load_settings
 
     assert load_settings({"LOCK_PIPELINE_HOME": "/tmp/lock-pipeline-tests-unused"}).max_actions_per_run == 100
-    assert PipelineConfig().max_actions_per_run == 100
+    assert Settings().max_actions_per_run == 100
     stays = {f"r{i}": _stay(reservation_id=f"r{i}", code=f"C{i:04d}", device_id=f"d{i}") for i in range(1000)}
     actions = plan_actions(stays, [], NOW, POLICY).actions
     assert len(actions) == 1000
-    batches = batch_actions(actions, PipelineConfig().max_actions_per_run)
+    batches = batch_actions(actions, Settings().max_actions_per_run)
     assert [len(b) for b in batches] == [100] * 10
     assert [len(b) for b in batch_actions(actions[:10], 100)] == [1] * 10  # a handful: one run each

@@ -37,7 +37,7 @@ LOCK_HTML = "<img src=x onerror=alert(1)>"
 @pytest.fixture
 def dagster_instance(database_url, tmp_path):
     """A Dagster instance whose runs and event logs live in the pipeline's database (as in production)."""
-    from dagster._core.test_utils import instance_for_test
+    from dagster import instance_for_test
 
     (tmp_path / "dagster_home").mkdir()
     with instance_for_test(temp_dir=str(tmp_path / "dagster_home"),

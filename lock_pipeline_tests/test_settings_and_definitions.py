@@ -91,7 +91,7 @@ def test_the_schedule_asks_for_one_run_over_the_whole_window():
               "tuya": TuyaResource(base_url="https://127.0.0.1:9", access_id="x", access_secret="y" * 32)}
     defs = build_test_definitions("postgresql://u@localhost/unused", now=NOW, extra=unused)
     schedule = defs.resolve_schedule_def("sync_every_30_minutes")
-    context = build_schedule_context(resources={k: defs.resources[k] for k in ("clock", "pipeline_config")})
+    context = build_schedule_context(resources={k: defs.resources[k] for k in ("clock", "settings")})
     [request] = schedule.evaluate_tick(context).run_requests
     # 30 days back from 23 Nov 2026 and 365 ahead, as whole arrival months: one run, not fourteen.
     assert (request.partition_key_range.start, request.partition_key_range.end) == ("2026-10-01", "2027-11-01")

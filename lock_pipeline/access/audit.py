@@ -10,7 +10,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from lock_pipeline.access.executor import LABEL_PREFIX
+from lock_pipeline.access.pins import LABEL_PREFIX
 from lock_pipeline.access.planning import AccessPolicy, StayAccess, desired_access
 from lock_pipeline.tuya.client import TempPassword
 

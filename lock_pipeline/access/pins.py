@@ -1,8 +1,10 @@
-"""PIN rules: strong random digits, masking, and encryption at rest.
+"""PIN rules: strong random digits, masking, encryption at rest, and how a PIN is named on the lock.
 
 A PIN is generated with ``secrets``, never weak (no repeated digit runs, no straight
 sequences, no palindromes), distinct from the lock's other PINs the pipeline knows, stored
-only as Fernet ciphertext, and shown only masked (``•••••42``).
+only as Fernet ciphertext, and shown only masked (``•••••42``). Its name on the lock starts
+with ``LABEL_PREFIX``: that is how the pipeline tells its own PINs from the owner's or the
+cleaner's, which it never touches.
 """
 
 from __future__ import annotations
@@ -10,7 +12,11 @@ from __future__ import annotations
 import secrets
 from collections.abc import Collection
 
+from anyascii import anyascii
 from cryptography.fernet import Fernet, InvalidToken
+
+LABEL_PREFIX = "LP "
+LABEL_MAX = 20  # short enough for the lock apps' name field
 
 _MAX_RUN = 2  # at most two equal digits in a row
 _MAX_STEP_RUN = 3  # at most three digits in a straight sequence (123, 987)
@@ -47,6 +53,13 @@ def generate_pin(length: int, avoid: Collection[str] = ()) -> str:
         pin = "".join(secrets.choice("0123456789") for _ in range(length))
         if not is_weak_pin(pin) and pin not in avoid:
             return pin
+
+
+def lock_label(reservation_code: str, guest_first_name: str | None) -> str:
+    """How the PIN is named on the lock: whose it is, readable in the lock's own app."""
+    name = anyascii(guest_first_name or "").strip()
+    label = f"{LABEL_PREFIX}{reservation_code} {name}".strip()
+    return label[:LABEL_MAX]
 
 
 def mask_pin(pin: str) -> str:

@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-LIVE_STATES = frozenset({"programming", "pending_on_lock", "active", "revoking", "failed"})
-ALL_STATES = LIVE_STATES | {"revoked", "cancelled"}
+from lock_pipeline.settings import DEFAULTS, Settings
+from lock_pipeline.vocabulary import ACTION_ORDER, LIVE_STATES, ActionKind, CodeState, StayKind, StayStatus
 
 # After a failed generate: try again after these delays, then leave it to a person.
 RETRY_DELAYS = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12))
@@ -27,12 +27,19 @@ URGENT_RETRY = timedelta(minutes=15)  # ... this often, for as long as the windo
 
 @dataclass(frozen=True)
 class AccessPolicy:
-    program_ahead: timedelta = timedelta(hours=48)
-    missing_tolerance: timedelta = timedelta(hours=24)
+    """What the planner needs of the settings (``AccessPolicy()`` is the defaults)."""
+
+    program_ahead: timedelta = DEFAULTS.program_ahead
+    missing_tolerance: timedelta = DEFAULTS.missing_tolerance
+    default_lead: timedelta = DEFAULTS.access_lead
+    default_grace: timedelta = DEFAULTS.access_grace
     stale_after: timedelta = timedelta(minutes=10)   # a run that stopped mid-action (killed)
     confirm_every: timedelta = timedelta(minutes=5)  # poll a pending code this often (a new one at once)
-    default_lead: timedelta = timedelta(hours=2)
-    default_grace: timedelta = timedelta(0)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> "AccessPolicy":
+        return cls(program_ahead=settings.program_ahead, missing_tolerance=settings.missing_tolerance,
+                   default_lead=settings.access_lead, default_grace=settings.access_grace)
 
 
 @dataclass(frozen=True)
@@ -75,6 +82,7 @@ class AccessCode:
     next_attempt_at: datetime | None = None
     tuya_password_id: str | None = None
     tuya_phase: int | None = None  # None: the lock's phase was never read (just created)
+    retry_requested_at: datetime | None = None  # a person asked (reprocess) for its work to run now
 
     @property
     def window(self) -> Window:
@@ -83,7 +91,7 @@ class AccessCode:
 
 @dataclass(frozen=True)
 class Action:
-    kind: str  # generate | confirm | revoke
+    kind: ActionKind
     reservation_id: str
     reservation_code: str
     listing_id: str
@@ -101,7 +109,7 @@ class Action:
 
     def to_config(self) -> dict:
         return {
-            "kind": self.kind, "reservation_id": self.reservation_id, "reservation_code": self.reservation_code,
+            "kind": self.kind.value, "reservation_id": self.reservation_id, "reservation_code": self.reservation_code,
             "listing_id": self.listing_id, "device_id": self.device_id,
             "valid_from": self.window.start.isoformat(), "valid_until": self.window.end.isoformat(),
             "code_id": self.code_id, "reason": self.reason, "version": self.version,
@@ -110,7 +118,7 @@ class Action:
     @classmethod
     def from_config(cls, raw: Mapping) -> "Action":
         return cls(
-            kind=raw["kind"], reservation_id=raw["reservation_id"], reservation_code=raw["reservation_code"],
+            kind=ActionKind(raw["kind"]), reservation_id=raw["reservation_id"], reservation_code=raw["reservation_code"],
             listing_id=raw["listing_id"], device_id=raw["device_id"],
             window=Window(datetime.fromisoformat(raw["valid_from"]), datetime.fromisoformat(raw["valid_until"])),
             code_id=raw.get("code_id"), reason=raw.get("reason", ""), version=raw.get("version", "0"),
@@ -132,7 +140,7 @@ def access_window(stay: StayAccess, policy: AccessPolicy) -> Window:
 
 def desired_access(stay: StayAccess | None, now: datetime, policy: AccessPolicy) -> Desired | None:
     """The one PIN a stay should have now, or None (cancelled, block, unmapped, gone too long)."""
-    if stay is None or stay.kind != "guest" or stay.status != "confirmed" or stay.device_id is None:
+    if stay is None or stay.kind != StayKind.GUEST or stay.status != StayStatus.CONFIRMED or stay.device_id is None:
         return None
     if stay.missing_since is not None and now - stay.missing_since >= policy.missing_tolerance:
         return None
@@ -179,34 +187,35 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
         listing_id = stay.listing_id if stay else ""
         version = f"{code.code_id}.{code.updated_at:%Y%m%dT%H%M%S%f}"
 
-        def action(kind: str, reason: str) -> Action:
+        def action(kind: ActionKind, reason: str) -> Action:
             return Action(kind, code.reservation_id, reservation_code, listing_id, code.device_id, code.window,
                           code.code_id, reason, version)
 
         stale = now - code.updated_at >= policy.stale_after
-        if code.state == "revoking":
-            if stale:
-                plan.actions.append(action("revoke", "an earlier revoke did not finish"))
+        asked = code.retry_requested_at is not None  # a reprocess: do its work now, whatever the schedule says
+        if code.state == CodeState.REVOKING:
+            if stale or asked:
+                plan.actions.append(action(ActionKind.REVOKE, "an earlier revoke did not finish"))
             continue
         if now >= code.valid_until:
-            plan.actions.append(action("revoke", "access window ended"))
+            plan.actions.append(action(ActionKind.REVOKE, "access window ended"))
             continue
         if not matches:
             reason = _why_unwanted(stay, desired, code, now, policy)
             if _hold_for_replacement(code, desired, by_stay.get(code.reservation_id, []), now):
                 plan.waiting.append(f"{reservation_code}: old PIN kept until the new one is active ({reason})")
                 continue
-            plan.actions.append(action("revoke", reason))
+            plan.actions.append(action(ActionKind.REVOKE, reason))
             continue
-        if code.state == "pending_on_lock" and code.tuya_phase is None:
+        if code.state == CodeState.PENDING_ON_LOCK and code.tuya_phase is None:
             # Just created: the create's answer does not say whether the lock has it; ask at once.
-            plan.actions.append(action("confirm", "created: read whether the lock has the PIN"))
-        elif code.state == "pending_on_lock" and now - code.updated_at >= policy.confirm_every:
-            plan.actions.append(action("confirm", "waiting for the lock to take the PIN"))
-        elif code.state == "programming" and stale:
-            plan.actions.append(action("generate", "an earlier generate did not finish: adopt or create"))
-        elif code.state == "failed" and code.next_attempt_at is not None and now >= code.next_attempt_at:
-            plan.actions.append(action("generate", f"retry {code.attempts + 1} of a failed PIN"))
+            plan.actions.append(action(ActionKind.CONFIRM, "created: read whether the lock has the PIN"))
+        elif code.state == CodeState.PENDING_ON_LOCK and now - code.updated_at >= policy.confirm_every:
+            plan.actions.append(action(ActionKind.CONFIRM, "waiting for the lock to take the PIN"))
+        elif code.state == CodeState.PROGRAMMING and (stale or asked):
+            plan.actions.append(action(ActionKind.GENERATE, "an earlier generate did not finish: adopt or create"))
+        elif code.state == CodeState.FAILED and (asked or (code.next_attempt_at is not None and now >= code.next_attempt_at)):
+            plan.actions.append(action(ActionKind.GENERATE, f"retry {code.attempts + 1} of a failed PIN"))
 
     for stay in stays.values():
         desired = desired_access(stay, now, policy)
@@ -214,7 +223,7 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
             continue
         if any(c.device_id == desired.device_id and c.window == desired.window for c in by_stay.get(stay.reservation_id, [])):
             continue
-        plan.actions.append(Action("generate", stay.reservation_id, stay.code, stay.listing_id, desired.device_id,
+        plan.actions.append(Action(ActionKind.GENERATE, stay.reservation_id, stay.code, stay.listing_id, desired.device_id,
                                    desired.window, None, "PIN due before access opens", "new"))
     plan.actions.sort(key=_execution_order)
     return plan
@@ -222,26 +231,26 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
 
 def _execution_order(action: Action) -> tuple:
     """Generate before revoke, so a guest mid-stay gets the new PIN before losing the old one."""
-    return ({"generate": 0, "confirm": 1, "revoke": 2}[action.kind], action.window.start, action.key)
+    return (ACTION_ORDER[action.kind], action.window.start, action.key)
 
 
 def _hold_for_replacement(code: AccessCode, desired: Desired | None, siblings: Iterable[AccessCode], now: datetime) -> bool:
     """Keep a guest's current PIN on the same lock while they are inside both windows and the
     replacement is not yet active: the guest is never without a working PIN during the stay."""
-    if desired is None or desired.device_id != code.device_id or code.state != "active":
+    if desired is None or desired.device_id != code.device_id or code.state != CodeState.ACTIVE:
         return False
     if not (code.window.contains(now) and desired.window.contains(now)):
         return False
-    return not any(s.state == "active" and s.device_id == desired.device_id and s.window == desired.window for s in siblings)
+    return not any(s.state == CodeState.ACTIVE and s.device_id == desired.device_id and s.window == desired.window for s in siblings)
 
 
 def _why_unwanted(stay: StayAccess | None, desired: Desired | None, code: AccessCode, now: datetime,
                   policy: AccessPolicy) -> str:
     if stay is None:
         return "stay unknown to the pipeline"
-    if stay.status == "cancelled":
+    if stay.status == StayStatus.CANCELLED:
         return "stay cancelled"
-    if stay.kind != "guest" or stay.status != "confirmed":
+    if stay.kind != StayKind.GUEST or stay.status != StayStatus.CONFIRMED:
         return f"stay is {stay.status}"
     if stay.device_id is None:
         return "listing has no confirmed lock any more"

@@ -1,14 +1,23 @@
-"""Postgres side of the PIN life cycle: rows for the planner, and state transitions."""
+"""The PIN life cycle's tables, and the only module that writes them.
+
+pipeline.access_codes (one row per stay, lock and window, with its encrypted PIN and state),
+pipeline.access_code_events (every action and its outcome: the audit trail in SQL) and
+pipeline.pin_reveals (who saw a PIN in clear). Each state change is one named function, so the
+life cycle reads in one place; the rules of when to change what are in planning.py and executor.py.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, Engine, text
 
-from lock_pipeline.access.planning import AccessCode, AccessPolicy, StayAccess
+from lock_pipeline.access.audit import KnownCode
+from lock_pipeline.access.planning import AccessCode, AccessPolicy, StayAccess, Window
+from lock_pipeline.vocabulary import ENDED_STATES, ActionKind, CodeState, EventAction
 
 _STAY_COLUMNS = """
     r.reservation_id, r.code, r.listing_id, r.kind, r.status, r.check_in_at, r.check_out_at,
@@ -21,9 +30,12 @@ _STAY_FROM = """
     LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
 """
 _CODE_COLUMNS = ("code_id, reservation_id, device_id, valid_from, valid_until, state, attempts, updated_at, "
-                 "next_attempt_at, tuya_password_id, tuya_phase")
+                 "next_attempt_at, tuya_password_id, tuya_phase, retry_requested_at")
+_LIVE = "state NOT IN (" + ", ".join(f"'{state}'" for state in sorted(ENDED_STATES)) + ")"
 _MAX_LEAD_OR_GRACE = timedelta(hours=24)  # listings.access_*_minutes are capped at 1440
 
+
+# ---------------------------------------------------------------- what the planner reads
 
 def load_for_planning(conn: Connection, now: datetime, policy: AccessPolicy) -> tuple[dict[str, StayAccess], list[AccessCode]]:
     """Stays whose access window may open within the programming horizon, and every live code.
@@ -31,7 +43,7 @@ def load_for_planning(conn: Connection, now: datetime, policy: AccessPolicy) -> 
     Uses the partial index on confirmed guest stays, so a tick stays fast with 100k stays.
     """
     codes = [AccessCode(**row) for row in conn.execute(text(
-        f"SELECT {_CODE_COLUMNS} FROM pipeline.access_codes WHERE state NOT IN ('revoked', 'cancelled')"
+        f"SELECT {_CODE_COLUMNS} FROM pipeline.access_codes WHERE {_LIVE}"
     )).mappings()]
     stays = {row["reservation_id"]: StayAccess(**row) for row in conn.execute(text(f"""
         SELECT {_STAY_COLUMNS} {_STAY_FROM}
@@ -50,17 +62,9 @@ def load_stay(conn: Connection, reservation_id: str) -> tuple[StayAccess | None,
     row = conn.execute(text(f"SELECT {_STAY_COLUMNS} {_STAY_FROM} WHERE r.reservation_id = :r"),
                        {"r": reservation_id}).mappings().one_or_none()
     codes = [AccessCode(**c) for c in conn.execute(text(
-        f"SELECT {_CODE_COLUMNS} FROM pipeline.access_codes WHERE reservation_id = :r AND state NOT IN ('revoked', 'cancelled')"
+        f"SELECT {_CODE_COLUMNS} FROM pipeline.access_codes WHERE reservation_id = :r AND {_LIVE}"
     ), {"r": reservation_id}).mappings()]
     return (StayAccess(**row) if row else None), codes
-
-
-def find_stay_by_code(conn: Connection, reservation_code: str) -> str | None:
-    """A stay's Stays _id from its short code (what people type) or from the _id itself."""
-    rows = conn.execute(text(
-        "SELECT reservation_id FROM pipeline.reservations WHERE upper(code) = upper(:c) OR reservation_id = :c"
-    ), {"c": reservation_code.strip()}).scalars().all()
-    return rows[0] if len(rows) == 1 else None
 
 
 @contextmanager
@@ -76,6 +80,169 @@ def lock_device(engine: Engine, device_id: str) -> Iterator[None]:
             conn.commit()
 
 
+# ---------------------------------------------------------------- generate
+
+@dataclass(frozen=True)
+class CodeForWindow:
+    code_id: int
+    state: str
+    pin_ciphertext: bytes
+    lock_label: str
+    attempts: int
+
+
+def live_code_for_window(conn: Connection, reservation_id: str, device_id: str, window: Window) -> CodeForWindow | None:
+    """The live code of this stay, lock and window, locked until the caller's transaction ends."""
+    row = conn.execute(text(f"""
+        SELECT code_id, state, pin_ciphertext, lock_label, attempts FROM pipeline.access_codes
+        WHERE reservation_id = :r AND device_id = :d AND valid_from = :f AND valid_until = :u AND {_LIVE} FOR UPDATE
+    """), {"r": reservation_id, "d": device_id, "f": window.start, "u": window.end}).one_or_none()
+    return CodeForWindow(row.code_id, row.state, bytes(row.pin_ciphertext), row.lock_label, row.attempts) if row else None
+
+
+def insert_programming_code(conn: Connection, *, reservation_id: str, device_id: str, window: Window,
+                            pin_ciphertext: bytes, pin_masked: str, lock_label: str, run_id: str | None,
+                            now: datetime) -> int:
+    """The code row, with its encrypted PIN, committed before Tuya is called (exactly once)."""
+    return conn.execute(text("""
+        INSERT INTO pipeline.access_codes (reservation_id, device_id, valid_from, valid_until, state,
+            pin_ciphertext, pin_masked, lock_label, attempts, last_run_id, created_at, updated_at)
+        VALUES (:r, :d, :f, :u, :state, :cipher, :masked, :label, 1, :run, :now, :now)
+        RETURNING code_id
+    """), {"r": reservation_id, "d": device_id, "f": window.start, "u": window.end, "state": CodeState.PROGRAMMING,
+           "cipher": pin_ciphertext, "masked": pin_masked, "label": lock_label, "run": run_id, "now": now}).scalar_one()
+
+
+def mark_programming(conn: Connection, code_id: int, *, attempts: int, run_id: str | None, now: datetime) -> None:
+    """Another attempt at an existing code; a pending reprocess request is taken up by it."""
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET state = :state, attempts = :a, updated_at = :now, last_run_id = :run,
+            next_attempt_at = NULL, retry_requested_at = NULL WHERE code_id = :c
+    """), {"state": CodeState.PROGRAMMING, "a": attempts, "now": now, "run": run_id, "c": code_id})
+
+
+def replace_pin(conn: Connection, code_id: int, *, pin_ciphertext: bytes, pin_masked: str) -> None:
+    """Other digits for a code the lock refused as a duplicate (a PIN the pipeline does not manage)."""
+    conn.execute(text("UPDATE pipeline.access_codes SET pin_ciphertext = :c, pin_masked = :m WHERE code_id = :id"),
+                 {"c": pin_ciphertext, "m": pin_masked, "id": code_id})
+
+
+def record_programmed(conn: Connection, code_id: int, *, state: str, password_id: str, phase: int | None,
+                      run_id: str | None, now: datetime) -> None:
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET state = :s, tuya_password_id = :p, tuya_phase = :phase,
+            programmed_at = :now, active_at = CASE WHEN :s = :active THEN CAST(:now AS timestamptz) END,
+            last_error = NULL, updated_at = :now, last_run_id = :run WHERE code_id = :c
+    """), {"s": state, "active": CodeState.ACTIVE, "p": password_id, "phase": phase, "now": now, "run": run_id,
+           "c": code_id})
+
+
+def record_generate_error(conn: Connection, code_id: int, *, error: str, final: bool, retry_at: datetime | None,
+                          run_id: str | None, now: datetime) -> None:
+    """A failed attempt; on the run's final attempt the code is ``failed`` with its next retry."""
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET last_error = :e, updated_at = :now, last_run_id = :run,
+            state = CASE WHEN :final THEN :failed ELSE state END, next_attempt_at = :retry
+        WHERE code_id = :c
+    """), {"e": error, "now": now, "run": run_id, "final": final, "failed": CodeState.FAILED, "retry": retry_at,
+           "c": code_id})
+
+
+def failed_runs_since_reset(conn: Connection, code_id: int) -> int:
+    """Runs that ended a code `failed` since it was created or last reset by a reprocess."""
+    return int(conn.execute(text("""
+        SELECT count(*) FROM pipeline.access_code_events
+        WHERE code_id = :c AND action = :generate AND outcome = :failed
+          AND event_id > COALESCE((SELECT max(event_id) FROM pipeline.access_code_events
+                                   WHERE code_id = :c AND action = :reprocess), 0)
+    """), {"c": code_id, "generate": ActionKind.GENERATE, "failed": CodeState.FAILED,
+           "reprocess": EventAction.REPROCESS}).scalar())
+
+
+def other_pins_ciphertexts(conn: Connection, device_id: str, except_code_id: int | None) -> list[bytes]:
+    return [bytes(r) for r in conn.execute(text(f"""
+        SELECT pin_ciphertext FROM pipeline.access_codes
+        WHERE device_id = :d AND {_LIVE} AND pin_ciphertext IS NOT NULL AND code_id IS DISTINCT FROM :c
+    """), {"d": device_id, "c": except_code_id}).scalars()]
+
+
+# ---------------------------------------------------------------- confirm and revoke
+
+@dataclass(frozen=True)
+class CodeRow:
+    code_id: int
+    reservation_id: str
+    device_id: str
+    state: str
+    tuya_password_id: str | None
+    lock_label: str
+    valid_from: datetime
+    valid_until: datetime
+
+
+def code_for_update(conn: Connection, code_id: int) -> CodeRow | None:
+    row = conn.execute(text("""
+        SELECT code_id, reservation_id, device_id, state, tuya_password_id, lock_label, valid_from, valid_until
+        FROM pipeline.access_codes WHERE code_id = :c FOR UPDATE
+    """), {"c": code_id}).mappings().one_or_none()
+    return CodeRow(**row) if row else None
+
+
+def record_confirmation(conn: Connection, code_id: int, *, phase: int | None, now: datetime) -> str:
+    """What the lock says of a pending PIN: ``active`` once it has it (phase 2), else still pending."""
+    state = CodeState.ACTIVE if phase == 2 else CodeState.PENDING_ON_LOCK
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET state = :s, tuya_phase = :phase, updated_at = :now,
+            active_at = CASE WHEN :s = :active THEN CAST(:now AS timestamptz) ELSE active_at END
+        WHERE code_id = :c
+    """), {"s": state, "active": CodeState.ACTIVE, "phase": phase, "now": now, "c": code_id})
+    return state
+
+
+def mark_revoking(conn: Connection, code_id: int, *, run_id: str | None, now: datetime) -> None:
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET state = :state, updated_at = :now, last_run_id = :run,
+            retry_requested_at = NULL WHERE code_id = :c
+    """), {"state": CodeState.REVOKING, "now": now, "run": run_id, "c": code_id})
+
+
+def record_revoke_error(conn: Connection, code_id: int, *, error: str, now: datetime) -> None:
+    conn.execute(text("UPDATE pipeline.access_codes SET last_error = :e, updated_at = :now WHERE code_id = :c"),
+                 {"e": error, "now": now, "c": code_id})
+
+
+def record_revoked(conn: Connection, code_id: int, *, password_id: str | None, now: datetime) -> str:
+    """Gone from the lock: ``revoked``; never reached it: ``cancelled``."""
+    final = CodeState.REVOKED if password_id is not None else CodeState.CANCELLED
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET state = :s, revoked_at = :now, updated_at = :now, last_error = NULL,
+            tuya_password_id = COALESCE(tuya_password_id, :p), next_attempt_at = NULL
+        WHERE code_id = :c
+    """), {"s": final, "now": now, "p": password_id, "c": code_id})
+    return final
+
+
+# ---------------------------------------------------------------- reprocess
+
+def request_retry(conn: Connection, reservation_id: str, *, run_id: str | None, now: datetime) -> int:
+    """A person asked for a stay's PIN work to run now: codes that are failed or stuck mid-action
+    get a fresh retry budget and ``retry_requested_at``; the planner acts on them at once."""
+    reset = conn.execute(text("""
+        UPDATE pipeline.access_codes SET attempts = 0, retry_requested_at = :now, updated_at = :now,
+            last_run_id = :run
+        WHERE reservation_id = :r AND state IN (:failed, :programming, :revoking)
+        RETURNING code_id, device_id
+    """), {"now": now, "run": run_id, "r": reservation_id, "failed": CodeState.FAILED,
+           "programming": CodeState.PROGRAMMING, "revoking": CodeState.REVOKING}).all()
+    for code_id, device_id in reset:  # the retry schedule restarts from here (failed_runs_since_reset)
+        record_event(conn, code_id=code_id, reservation_id=reservation_id, device_id=device_id,
+                     action=EventAction.REPROCESS, outcome="reset", run_id=run_id, at=now,
+                     detail="retry budget reset by reprocess")
+    return len(reset)
+
+
+# ---------------------------------------------------------------- events and reveals
+
 def record_event(conn: Connection, *, code_id: int | None, reservation_id: str, device_id: str, action: str,
                  outcome: str, run_id: str | None, at: datetime, password_id: str | None = None,
                  detail: str | None = None) -> None:
@@ -87,24 +254,65 @@ def record_event(conn: Connection, *, code_id: int | None, reservation_id: str, 
            "outcome": outcome, "password_id": password_id, "detail": detail, "run_id": run_id, "at": at})
 
 
-def failed_runs_since_reset(conn: Connection, code_id: int) -> int:
-    """Runs that ended a code `failed` since it was created or last reset by a reprocess."""
-    return int(conn.execute(text("""
-        SELECT count(*) FROM pipeline.access_code_events
-        WHERE code_id = :c AND action = 'generate' AND outcome = 'failed'
-          AND event_id > COALESCE((SELECT max(event_id) FROM pipeline.access_code_events
-                                   WHERE code_id = :c AND action = 'reprocess'), 0)
-    """), {"c": code_id}).scalar())
+@dataclass(frozen=True)
+class StoredPin:
+    code_id: int
+    reservation_id: str
+    reservation_code: str
+    state: str
+    pin_ciphertext: bytes
 
 
-def other_pins_ciphertexts(conn: Connection, device_id: str, except_code_id: int | None) -> list[bytes]:
-    return [bytes(r) for r in conn.execute(text("""
-        SELECT pin_ciphertext FROM pipeline.access_codes
-        WHERE device_id = :d AND state NOT IN ('revoked', 'cancelled') AND pin_ciphertext IS NOT NULL
-          AND code_id IS DISTINCT FROM :c
-    """), {"d": device_id, "c": except_code_id}).scalars()]
+def current_pin(conn: Connection, reservation_id: str) -> StoredPin | None:
+    """The stay's current code (pipeline.current_access_codes) with its encrypted PIN, if it has one."""
+    row = conn.execute(text("""
+        SELECT c.code_id, c.reservation_id, r.code AS reservation_code, c.state, c.pin_ciphertext
+        FROM pipeline.current_access_codes c JOIN pipeline.reservations r USING (reservation_id)
+        WHERE c.reservation_id = :r AND c.pin_ciphertext IS NOT NULL
+    """), {"r": reservation_id}).mappings().one_or_none()
+    return StoredPin(**{**row, "pin_ciphertext": bytes(row["pin_ciphertext"])}) if row else None
 
 
-def lock_pin_length(conn: Connection, device_id: str) -> int:
-    return int(conn.execute(text("SELECT COALESCE((SELECT pin_length FROM pipeline.locks WHERE device_id = :d), 7)"),
-                            {"d": device_id}).scalar())
+def record_reveal(conn: Connection, pin: StoredPin, *, revealed_by: str, reason: str | None, at: datetime) -> None:
+    conn.execute(text("""
+        INSERT INTO pipeline.pin_reveals (code_id, reservation_id, revealed_by, reason, at)
+        VALUES (:c, :r, :by, :reason, :at)
+    """), {"c": pin.code_id, "r": pin.reservation_id, "by": revealed_by, "reason": reason, "at": at})
+
+
+def latest_pin_ciphertext(conn: Connection) -> bytes | None:
+    """The newest stored PIN, to check at start that the PIN key can read what is stored."""
+    value = conn.execute(text("SELECT pin_ciphertext FROM pipeline.access_codes WHERE pin_ciphertext IS NOT NULL "
+                              "ORDER BY code_id DESC LIMIT 1")).scalar()
+    return bytes(value) if value is not None else None
+
+
+# ---------------------------------------------------------------- the lock audit
+
+def devices_to_audit(conn: Connection) -> list[str]:
+    """Every lock a listing is confirmed on, and every lock a live code is on."""
+    return sorted(conn.execute(text(f"""
+        SELECT device_id FROM pipeline.lock_mappings WHERE status = 'confirmed' AND device_id IS NOT NULL
+        UNION SELECT DISTINCT device_id FROM pipeline.access_codes WHERE {_LIVE}
+    """)).scalars().all())
+
+
+def known_codes_on(conn: Connection, devices: Sequence[str]) -> list[KnownCode]:
+    if not devices:
+        return []
+    return [KnownCode(**row) for row in conn.execute(text("""
+        SELECT c.code_id, c.reservation_id, r.code AS reservation_code, c.state, c.lock_label, c.valid_from,
+               c.valid_until, c.tuya_password_id, c.device_id
+        FROM pipeline.access_codes c JOIN pipeline.reservations r USING (reservation_id)
+        WHERE c.device_id = ANY(:devices)
+    """), {"devices": list(devices)}).mappings()]
+
+
+def live_states_by_stay(conn: Connection, reservation_ids: Sequence[str]) -> dict[str, set[str]]:
+    """The states of each stay's live codes."""
+    states: dict[str, set[str]] = {}
+    for reservation_id, state in conn.execute(text(f"""
+        SELECT reservation_id, state FROM pipeline.access_codes WHERE reservation_id = ANY(:ids) AND {_LIVE}
+    """), {"ids": list(reservation_ids)}).all():
+        states.setdefault(reservation_id, set()).add(state)
+    return states

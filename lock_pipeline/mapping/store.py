@@ -8,12 +8,12 @@ old lock's PINs itself (access/planning.py).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, text
 
+from lock_pipeline.mapping import locks
 from lock_pipeline.mapping.matching import ListingCandidate, LockCandidate, Suggestion, suggest_mappings
 
 
@@ -41,13 +41,9 @@ def refresh_suggestions(conn: Connection, now: datetime, *, auto_confirm_score: 
         for r in conn.execute(text("SELECT listing_id, internal_name, title, address FROM pipeline.listings ORDER BY listing_id"))
         if r.listing_id not in decided
     ]
-    locks = [
-        LockCandidate(r.device_id, r.name)
-        for r in conn.execute(text("SELECT device_id, name FROM pipeline.locks WHERE missing_since IS NULL ORDER BY device_id"))
-        if r.device_id not in taken
-    ]
+    candidates = [LockCandidate(device_id, name) for device_id, name in locks.present_locks(conn) if device_id not in taken]
     rejected = {(r.listing_id, r.device_id) for r in conn.execute(text("SELECT listing_id, device_id FROM pipeline.mapping_rejections"))}
-    suggestions = suggest_mappings(listings, locks, auto_confirm_score=auto_confirm_score, min_margin=min_margin) if listings else []
+    suggestions = suggest_mappings(listings, candidates, auto_confirm_score=auto_confirm_score, min_margin=min_margin) if listings else []
 
     auto_confirmed: list[str] = []
     suggested = unmatched = 0
@@ -113,8 +109,7 @@ def set_mapping(conn: Connection, listing: str, device_id: str, actor: str, now:
                 run_id: str | None = None, *, action: str = "set") -> str:
     """Map a listing to a lock by hand (a remap when it had another lock)."""
     listing_id = resolve_listing(conn, listing)
-    known = conn.execute(text("SELECT 1 FROM pipeline.locks WHERE device_id = :d"), {"d": device_id}).scalar()
-    if not known:
+    if not locks.is_known(conn, device_id):
         raise MappingError(f"no lock with device id {device_id!r}: see admin.locks for the lock ids Tuya reported")
     holder = conn.execute(text(
         "SELECT l.short_code FROM pipeline.lock_mappings m JOIN pipeline.listings l USING (listing_id) "
@@ -223,30 +218,20 @@ def mapped_locks_missing_from_tuya(conn: Connection) -> list[dict]:
     """))]
 
 
-def store_locks(conn: Connection, devices: Sequence, now: datetime) -> dict[str, int]:
-    """Upsert the locks Tuya reported; a lock absent from the answer is flagged, never deleted."""
-    known = {r.device_id: r.content_hash for r in conn.execute(text("SELECT device_id, content_hash FROM pipeline.locks"))}
-    seen = set()
-    written = 0
-    for d in devices:
-        seen.add(d.device_id)
-        digest = f"{d.name}|{d.category}|{d.product_name}|{d.online}"
-        if known.get(d.device_id) == digest:
-            continue
-        written += 1
-        conn.execute(text("""
-            INSERT INTO pipeline.locks (device_id, name, category, product_name, online, first_seen_at, last_seen_at,
-                last_online_at, content_hash)
-            VALUES (:id, :name, :category, :product, :online, :now, :now, CASE WHEN :online THEN CAST(:now AS timestamptz) END, :digest)
-            ON CONFLICT (device_id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category,
-                product_name = EXCLUDED.product_name, online = EXCLUDED.online, last_seen_at = EXCLUDED.last_seen_at,
-                last_online_at = COALESCE(EXCLUDED.last_online_at, pipeline.locks.last_online_at),
-                missing_since = NULL, content_hash = EXCLUDED.content_hash
-        """), {"id": d.device_id, "name": d.name, "category": d.category, "product": d.product_name,
-               "online": d.online, "now": now, "digest": digest})
-    vanished = [device for device in known if device not in seen]
-    if vanished and devices:
-        conn.execute(text(
-            "UPDATE pipeline.locks SET missing_since = :now, content_hash = '' WHERE device_id = ANY(:ids) AND missing_since IS NULL"
-        ), {"now": now, "ids": vanished})
-    return {"reported": len(devices), "written": written, "missing": len(vanished) if devices else 0}
+DECISIONS = ("confirm", "reject", "set", "unmap")
+
+
+def decide(conn: Connection, action: str, listing: str, lock_id: str | None, decided_by: str, now: datetime,
+           run_id: str | None = None) -> str:
+    """One place for the Dagster job and the CLI to apply an admin's decision; returns what was done."""
+    if action == "confirm":
+        return f"confirmed {listing} -> {confirm(conn, listing, decided_by, now, run_id)}"
+    if action == "reject":
+        return f"rejected {reject(conn, listing, decided_by, now, run_id)} for {listing}"
+    if action == "set":
+        if not lock_id:
+            raise MappingError("`set` needs lock_id: the Tuya device id from admin.locks")
+        return f"mapped {listing} -> {set_mapping(conn, listing, lock_id, decided_by, now, run_id)}"
+    if action == "unmap":
+        return f"unmapped {listing} (was {unmap(conn, listing, decided_by, now, run_id) or 'no lock'})"
+    raise MappingError(f"action must be one of {', '.join(DECISIONS)}, not {action!r}")

@@ -5,12 +5,12 @@ Secrets are passed as ``EnvVar`` so the Dagster UI shows the variable's name, ne
 
 
 from contextlib import contextmanager
-from datetime import datetime, time
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
 
 from dagster import ConfigurableResource, InitResourceContext
-from pydantic import PrivateAttr
+from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 
 from lock_pipeline.clock import Clock, FileClock, SystemClock
@@ -20,6 +20,7 @@ from lock_pipeline.storage.migrations import check_schema
 if TYPE_CHECKING:
     from lock_pipeline.access.pins import PinVault
     from lock_pipeline.access.planning import AccessPolicy
+    from lock_pipeline.settings import Settings
     from lock_pipeline.stays.client import StaysClient
     from lock_pipeline.tuya.client import TuyaClient
 
@@ -146,30 +147,31 @@ class TuyaResource(ConfigurableResource):
         )
 
 
-class PipelineConfig(ConfigurableResource):
-    """Account-wide defaults (per-listing overrides live in pipeline.listings)."""
+class SettingsResource(ConfigurableResource):
+    """The pipeline's settings (lock_pipeline/settings.py), as the environment names them.
 
-    timezone: str = "America/Sao_Paulo"
-    default_check_in: str = "15:00"
-    default_check_out: str = "11:00"
-    sync_days_back: int = 30
-    sync_days_ahead: int = 365
-    access_lead_minutes: int = 120
-    access_grace_minutes: int = 0
-    program_ahead_hours: int = 48
-    missing_tolerance_hours: int = 24
-    match_auto_confirm_score: float = 92.0
-    match_min_margin: float = 8.0
-    max_actions_per_run: int = 100
+    Only the non-secret ones: the UI shows them. Secrets reach the other resources as ``EnvVar``.
+    """
 
-    @property
-    def check_in_time(self) -> time:
-        return time.fromisoformat(self.default_check_in)
+    environment: dict[str, str] = Field(default_factory=dict, description="LOCK_PIPELINE_* settings by name")
 
-    @property
-    def check_out_time(self) -> time:
-        return time.fromisoformat(self.default_check_out)
+    _settings: "Settings | None" = PrivateAttr(default=None)
 
+    @classmethod
+    def of(cls, settings: "Settings") -> "SettingsResource":
+        return cls(environment=settings.environment())
+
+    def get(self) -> "Settings":
+        if self._settings is None:
+            from lock_pipeline.settings import load_settings
+
+            self._settings = load_settings(self.environment)
+        return self._settings
+
+    def access_policy(self) -> "AccessPolicy":
+        from lock_pipeline.access.planning import AccessPolicy
+
+        return AccessPolicy.from_settings(self.get())
 
 
 class PinVaultResource(ConfigurableResource):
@@ -181,16 +183,3 @@ class PinVaultResource(ConfigurableResource):
         from lock_pipeline.access.pins import PinVault
 
         return PinVault(self.key)
-
-
-def access_policy(config: PipelineConfig) -> "AccessPolicy":
-    from datetime import timedelta
-
-    from lock_pipeline.access.planning import AccessPolicy
-
-    return AccessPolicy(
-        program_ahead=timedelta(hours=config.program_ahead_hours),
-        missing_tolerance=timedelta(hours=config.missing_tolerance_hours),
-        default_lead=timedelta(minutes=config.access_lead_minutes),
-        default_grace=timedelta(minutes=config.access_grace_minutes),
-    )

@@ -19,25 +19,21 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 from dagster import Backoff, DagsterInstance, Definitions, RetryPolicy, RunRequest, build_sensor_context
-from dagster._core.storage.tags import (
-    ASSET_PARTITION_RANGE_END_TAG,
-    ASSET_PARTITION_RANGE_START_TAG,
-    RUN_KEY_TAG,
-    SENSOR_NAME_TAG,
-)
 from sqlalchemy import text
 
 from lock_pipeline.access.pins import PinVault
 from lock_pipeline.clock import FileClock
+from lock_pipeline.orchestration.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG, partition_range_tags
+from lock_pipeline.orchestration.definitions import build_definitions
 from lock_pipeline.orchestration.partitions import months_covering
 from lock_pipeline.orchestration.resources import (
     ClockResource,
     PinVaultResource,
     PostgresResource,
+    SettingsResource,
     StaysResource,
     TuyaResource,
 )
-from lock_pipeline.orchestration.wiring import build_definitions, pipeline_config
 from lock_pipeline.sandbox.seed import Seed
 from lock_pipeline.sandbox.stays_server import StaysSandbox
 from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
@@ -59,7 +55,7 @@ def simulation_definitions(database_url: str, *, stays: StaysSandbox | None, tuy
     resources: dict[str, object] = {
         "postgres": PostgresResource(url=database_url),
         "clock": clock,
-        "pipeline_config": pipeline_config(settings),
+        "settings": SettingsResource.of(settings),
         "pin_vault": PinVaultResource(key=pin_key),
     }
     if stays is not None:
@@ -77,13 +73,12 @@ def simulation_definitions(database_url: str, *, stays: StaysSandbox | None, tuy
 def run_sync(defs: Definitions, *, now: datetime, instance: DagsterInstance, raise_on_error: bool = False,
              run_config: dict | None = None):
     """What the 30-minute schedule launches: one run over every month of the sync window."""
-    config = defs.resources["pipeline_config"]
+    config = defs.resources["settings"].get()
     months = months_covering(now, config.timezone, config.sync_days_back, config.sync_days_ahead)
     return defs.resolve_job_def("sync_job").execute_in_process(
         instance=instance,
         run_config=run_config,
-        tags={ASSET_PARTITION_RANGE_START_TAG: months.start, ASSET_PARTITION_RANGE_END_TAG: months.end,
-              "lock_pipeline/trigger": "schedule"},
+        tags={**partition_range_tags(months.start, months.end), "lock_pipeline/trigger": "schedule"},
         raise_on_error=raise_on_error,
     )
 
@@ -95,7 +90,7 @@ def fast_step_retries(delay_seconds: float = 0.02) -> Iterator[None]:
     Simulated time does not pass during a run, so the product's 2 s / 4 s / 8 s waits only cost
     wall-clock time here; the number of attempts and what each attempt does are unchanged.
     """
-    from lock_pipeline.orchestration.access_jobs import PIN_RETRY_POLICY, perform_pin_action
+    from lock_pipeline.orchestration.access import PIN_RETRY_POLICY, perform_pin_action
 
     original = perform_pin_action._retry_policy
     perform_pin_action._retry_policy = RetryPolicy(max_retries=PIN_RETRY_POLICY.max_retries, delay=delay_seconds,
@@ -181,7 +176,7 @@ class PipelineDriver:
             return
         from dagster import DagsterEventType, build_run_status_sensor_context
 
-        from lock_pipeline.orchestration.access_sensors import record_failed_runs
+        from lock_pipeline.orchestration.access import record_failed_runs
 
         try:
             event = next((e for e in self.instance.all_logs(outcome.run_id, of_type=DagsterEventType.RUN_FAILURE)), None)
@@ -198,9 +193,9 @@ class PipelineDriver:
 
     def sensor_requests(self) -> list[RunRequest]:
         """One evaluation of the access sensor, cursor carried over as the daemon does."""
-        from lock_pipeline.orchestration.access_sensors import pin_actions_sensor
+        from lock_pipeline.orchestration.access import pin_actions_sensor
 
-        resources = {key: self.defs.resources[key] for key in ("postgres", "clock", "pipeline_config")}
+        resources = {key: self.defs.resources[key] for key in ("postgres", "clock", "settings")}
         context = build_sensor_context(instance=self.instance, cursor=self.cursor, resources=resources)
         if self.quiet:
             context._logger = _SILENT  # the evaluation's own console logger would print every tick

@@ -44,11 +44,11 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import create_engine, text
 from sqlalchemy.pool import NullPool
 
-from lock_pipeline.access.executor import LABEL_PREFIX, AccessExecutor
+from lock_pipeline import checkpoints
+from lock_pipeline.access.pins import LABEL_PREFIX
 from lock_pipeline.sandbox.seed import Seed, SeedLock, hex_id, listing_record, reservation_record, tuya_device_id
 from lock_pipeline.settings import load_settings
 from lock_pipeline.simulation.driver import PipelineDriver, fast_step_retries
-from lock_pipeline.stays.sync import StaysSync
 from lock_pipeline.storage.database import sqlalchemy_url
 
 TIMEZONE = "America/Sao_Paulo"
@@ -616,18 +616,8 @@ class ProcessKilled(SystemExit):
     """What a killed run's process looks like from inside: it stops where it is."""
 
 
-_TARGETS: dict[str, tuple[type, str, str]] = {
-    "sync:mid_write": (StaysSync, "_apply", "after"),          # the writes are done, the commit is not
-    "generate:start": (AccessExecutor, "_generate", "before"),      # before the code row exists
-    "generate:before_tuya": (AccessExecutor, "_program", "before"),  # code row committed, Tuya not called
-    "generate:after_tuya": (AccessExecutor, "_program", "after"),    # PIN on the lock, not committed
-    "revoke:after_delete": (AccessExecutor, "_delete", "after"),     # PIN deleted, not committed
-    "confirm:start": (AccessExecutor, "_confirm", "before"),
-}
-
-
 class FaultPoints:
-    """Arms one-shot faults at points inside the pipeline's own code (monkeypatch-style wrappers)."""
+    """Arms one-shot faults at the pipeline's named checkpoints (lock_pipeline/checkpoints.py)."""
 
     def __init__(self, postgres: PostgresFault | None, now: Callable[[], datetime]) -> None:
         self.postgres = postgres
@@ -648,38 +638,18 @@ class FaultPoints:
 
     @contextmanager
     def installed(self) -> Iterator["FaultPoints"]:
-        originals = []
-        for point, (owner, name, where) in _TARGETS.items():
-            original = owner.__dict__[name]
-            originals.append((owner, name, original))
-            setattr(owner, name, self._wrap(point, original, where))
-        try:
+        with checkpoints.observed_by(self._reached):
             yield self
-        finally:
-            for owner, name, original in originals:
-                setattr(owner, name, original)
 
-    def _wrap(self, point: str, original, where: str):
-        faults = self
-
-        def wrapper(*args, **kwargs):
-            armed = faults._take(point)
-            if armed is None:
-                return original(*args, **kwargs)
-            action, spec = armed
-            faults.fired.append((spec, faults.now()))
-            planned = args[1] if len(args) > 1 and hasattr(args[1], "reservation_code") else None
-            if planned is not None and action == "kill":
-                faults.killed[planned.reservation_code].append(faults.now())
-            if where == "before":
-                faults._fire(action, point)
-                return original(*args, **kwargs)
-            result = original(*args, **kwargs)
-            faults._fire(action, point)
-            return result
-
-        wrapper.__wrapped__ = original
-        return wrapper
+    def _reached(self, point: str, stay: str | None) -> None:
+        armed = self._take(point)
+        if armed is None:
+            return
+        action, spec = armed
+        self.fired.append((spec, self.now()))
+        if stay is not None and action == "kill":
+            self.killed[stay].append(self.now())
+        self._fire(action, point)
 
     def _fire(self, action: str, point: str) -> None:
         if action == "kill":

@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 import logging
-import re
 import time as monotonic_time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import date, datetime, time
-from typing import Protocol, TextIO
+from typing import Protocol
 
-from psycopg2.extras import execute_values
-from sqlalchemy import Connection, Engine, bindparam, text
+from sqlalchemy import Connection, Engine
 
+from lock_pipeline import checkpoints
+from lock_pipeline.stays import store
 from lock_pipeline.stays.local_time import local_instant
 from lock_pipeline.stays.records import (
     InvalidRecord,
@@ -35,6 +33,7 @@ from lock_pipeline.stays.records import (
     parse_reservation,
     reservation_fingerprint,
 )
+from lock_pipeline.stays.store import ExistingReservation, ListingDefaults, PreparedReservation, Quarantined
 
 log = logging.getLogger(__name__)
 
@@ -43,15 +42,8 @@ log = logging.getLogger(__name__)
 _COLLAPSE_MIN_EXPECTED = 10
 _COLLAPSE_SHARE = 0.5
 _MAX_INDIVIDUAL_LOOKUPS = 50
-_SYNC_LOCK_KEY = 0x53594E43  # "SYNC": one reservation sync writes at a time, whoever started it
 _PROGRESS_EVERY_PAGES = 500
 _CHANGED_CODES_SHOWN = 50
-RESERVATION_COLUMNS = (
-    "reservation_id", "code", "listing_id", "stays_type", "kind", "status", "check_in_date", "check_in_time",
-    "check_out_date", "check_out_time", "time_zone", "check_in_at", "check_out_at", "guest_first_name",
-    "content_hash", "source_fingerprint", "first_seen_at", "last_seen_at", "updated_at", "cancelled_at",
-    "missing_since",
-)
 
 
 class StaysSource(Protocol):
@@ -72,50 +64,6 @@ class SyncWindow:
             raise ValueError(f"sync window ends ({self.to_date}) before it starts ({self.from_date})")
         if self.date_type not in {"arrival", "included"}:
             raise ValueError(f"unsupported date_type {self.date_type!r}")
-
-
-@dataclass(frozen=True)
-class ListingDefaults:
-    time_zone: str
-    check_in: time
-    check_out: time
-
-    @cached_property
-    def fingerprint_salt(self) -> str:
-        """What a stay's row depends on besides its own record."""
-        return f"{self.time_zone}|{self.check_in}|{self.check_out}"
-
-
-@dataclass(frozen=True)
-class PreparedReservation:
-    record: ReservationRecord
-    time_zone: str
-    check_in_at: datetime
-    check_out_at: datetime
-    row_hash: str
-    fingerprint: str | None = None
-
-    @property
-    def status(self) -> str:
-        if self.record.cancelled:
-            return "cancelled"
-        return "blocked" if self.record.kind == "block" else "confirmed"
-
-
-@dataclass(frozen=True)
-class ExistingReservation:
-    row_hash: str
-    status: str
-    missing_since: datetime | None
-    fingerprint: str | None = None
-
-
-@dataclass
-class Quarantined:
-    entity: str
-    record_id: str | None
-    reason: str
-    payload: object
 
 
 @dataclass
@@ -251,7 +199,7 @@ class ReservationPlan:
             self.cancelled.append(rid)
         if len(self.changed_codes) < _CHANGED_CODES_SHOWN:
             self.changed_codes.append(item.record.code)
-        self._write_copy_line(out, item)
+        store.reservation_copy_line(out, item, self._now_text)
 
     def missing_candidates(self) -> list[str]:
         """Stored, live stays of the window that the feed left out (malformed ones count as present)."""
@@ -259,20 +207,6 @@ class ReservationPlan:
             rid for rid, row in self.existing.items()
             if rid not in self.seen and rid not in self.unusable and row.missing_since is None and row.status != "cancelled"
         )
-
-    def _write_copy_line(self, out: TextIO, item: PreparedReservation) -> None:
-        """One row of COPY text; only the free-text fields from Stays can need escaping."""
-        r = item.record
-        now = self._now_text
-        out.write("\t".join((
-            _copy_text(r.reservation_id), _copy_text(r.code), _copy_text(r.listing_id), r.stays_type, r.kind,
-            item.status, r.check_in_date.isoformat(), _copy_time(r.check_in_time), r.check_out_date.isoformat(),
-            _copy_time(r.check_out_time), _copy_text(item.time_zone), item.check_in_at.isoformat(),
-            item.check_out_at.isoformat(), _copy_text(r.guest_first_name), item.row_hash,
-            item.fingerprint or _COPY_NULL, now, now, now, now if item.status == "cancelled" else _COPY_NULL,
-            _COPY_NULL,
-        )))
-        out.write("\n")
 
 
 def feed_looks_broken(expected: int, received: int, missing: int) -> str | None:
@@ -282,17 +216,6 @@ def feed_looks_broken(expected: int, received: int, missing: int) -> str | None:
     if expected >= _COLLAPSE_MIN_EXPECTED and missing > expected * _COLLAPSE_SHARE:
         return f"feed left out {missing} of {expected} known stays"
     return None
-
-
-def strip_personal_data(payload: object) -> object:
-    """Keep a quarantined record useful for diagnosis without the guest's contact data (LGPD)."""
-    if not isinstance(payload, dict):
-        return payload if isinstance(payload, (list, str, int, float, bool, type(None))) else repr(payload)[:2000]
-    cleaned = {k: v for k, v in payload.items() if k not in {"guestsDetails", "_idclient", "price", "stats"}}
-    guests = payload.get("guestsDetails")
-    if isinstance(guests, dict):
-        cleaned["guestsDetails"] = {"list_length": len(guests.get("list") or []) if isinstance(guests.get("list"), list) else None}
-    return cleaned
 
 
 # ---------------------------------------------------------------- the sync
@@ -316,7 +239,7 @@ class StaysSync:
             raw_listings = self.source.list_listings()
         except Exception as error:  # noqa: BLE001 - any failure to read Stays is an outage here
             message = f"Stays listings fetch failed, nothing changed: {error}"
-            sync_id = self._open_log(None)
+            sync_id = store.open_sync_log(self.engine, None, self.run_id, self.now())
             self._close_log(sync_id, monotonic_time.monotonic(), status="failed", message=message, errors=1)
             raise StaysFetchFailed(message, sync_id) from error
         self.progress(f"fetched {len(raw_listings)} listings from Stays")
@@ -324,8 +247,8 @@ class StaysSync:
         listings = self._valid_listings(raw_listings, quarantine)
         now = self.now()
         with self.engine.begin() as conn:
-            written = self._upsert_listings(conn, listings, now)
-            self._store_quarantine(conn, quarantine, None, now)
+            written = store.upsert_listings(conn, listings, self.defaults, now)
+            store.store_quarantine(conn, quarantine, None, now)
         return ListingSyncResult(
             fetched=len(raw_listings), written=written, quarantined=len(quarantine),
             quarantine_reasons=[f"listing {q.record_id or '?'}: {q.reason}" for q in quarantine[:20]],
@@ -340,22 +263,17 @@ class StaysSync:
         to the commit, so the rows it planned against cannot change under it.
         """
         started = monotonic_time.monotonic()
-        sync_id = self._open_log(window)
+        sync_id = store.open_sync_log(self.engine, window, self.run_id, self.now())
         result = SyncResult(sync_id=sync_id, status="running")
         try:
-            with self.engine.connect() as conn:
-                conn.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _SYNC_LOCK_KEY})
-                try:
-                    defaults = self._listing_defaults(conn)
-                    plan = ReservationPlan(self._existing_in_window(conn, window), defaults, self.now())
-                    conn.commit()
-                    self._read_feed(window, plan, result)
-                    write_started = monotonic_time.monotonic()
-                    with conn.begin():
-                        self._apply(conn, window, plan, result)
-                    result.write_seconds = monotonic_time.monotonic() - write_started
-                finally:
-                    _release_sync_lock(conn)
+            with store.sync_lock(self.engine) as conn:
+                plan = ReservationPlan(store.existing_in_window(conn, window), store.listing_defaults(conn), self.now())
+                conn.commit()
+                self._read_feed(window, plan, result)
+                write_started = monotonic_time.monotonic()
+                with conn.begin():
+                    self._apply(conn, plan, result)
+                result.write_seconds = monotonic_time.monotonic() - write_started
         except StaysFetchFailed as failed:
             failed.sync_id = sync_id
             self._close_log(sync_id, started, status="failed", message=str(failed), errors=1)
@@ -390,7 +308,7 @@ class StaysSync:
         result.fetched = plan.fetched
         self.progress(f"fetched {plan.fetched} reservations for {where} in {result.fetch_seconds:.1f} s")
 
-    def _apply(self, conn: Connection, window: SyncWindow, plan: ReservationPlan, result: SyncResult) -> None:
+    def _apply(self, conn: Connection, plan: ReservationPlan, result: SyncResult) -> None:
         now = plan.now
         missing_candidates = plan.missing_candidates()
         broken = feed_looks_broken(len(plan.existing), len(plan.seen), len(missing_candidates))
@@ -402,14 +320,12 @@ class StaysSync:
         else:
             missing = self._confirm_missing(plan, missing_candidates)
 
-        self._write_reservations(conn, plan)
-        if missing:
-            conn.execute(
-                text("UPDATE pipeline.reservations SET missing_since = :now WHERE reservation_id IN :ids AND missing_since IS NULL")
-                .bindparams(bindparam("ids", expanding=True)),
-                {"now": now, "ids": missing},
-            )
-        self._store_quarantine(conn, plan.quarantine, result.sync_id, now)
+        store.write_reservations(conn, new_rows=plan.new_rows if plan.created else None,
+                                 changed_rows=plan.changed_rows if plan.updated else None,
+                                 fingerprint_refresh=plan.fingerprint_refresh)
+        store.flag_missing(conn, missing, now)
+        store.store_quarantine(conn, plan.quarantine, result.sync_id, now)
+        checkpoints.reached(checkpoints.SYNC_BEFORE_COMMIT)
 
         result.created, result.updated = len(plan.created), len(plan.updated)
         result.cancelled, result.unchanged, result.missing = len(plan.cancelled), plan.unchanged, len(missing)
@@ -457,181 +373,13 @@ class StaysSync:
             listings[record.listing_id] = record
         return list(listings.values())
 
-    def _upsert_listings(self, conn: Connection, listings: Sequence[ListingRecord], now: datetime) -> int:
-        if not listings:
-            return 0
-        rows = [
-            {
-                "listing_id": l.listing_id, "short_code": l.short_code, "internal_name": l.internal_name,
-                "title": l.title, "address": l.address, "city": l.city, "status": l.status,
-                "content_hash": _listing_hash(l), "now": now, "time_zone": self.defaults.time_zone,
-                "check_in": self.defaults.check_in, "check_out": self.defaults.check_out,
-            }
-            for l in listings
-        ]
-        known = dict(conn.execute(text("SELECT listing_id, content_hash FROM pipeline.listings")).all())
-        changed = [row for row in rows if known.get(row["listing_id"]) != row["content_hash"]]
-        if changed:
-            columns = ("listing_id", "short_code", "internal_name", "title", "address", "city", "status",
-                       "time_zone", "check_in", "check_out", "content_hash", "now", "now", "now")
-            with conn.connection.dbapi_connection.cursor() as cursor:
-                execute_values(cursor, """
-                    INSERT INTO pipeline.listings (listing_id, short_code, internal_name, title, address, city, status,
-                        time_zone, default_check_in_time, default_check_out_time, content_hash,
-                        first_seen_at, last_seen_at, updated_at)
-                    VALUES %s
-                    ON CONFLICT (listing_id) DO UPDATE SET
-                        short_code = EXCLUDED.short_code, internal_name = EXCLUDED.internal_name,
-                        title = EXCLUDED.title, address = EXCLUDED.address, city = EXCLUDED.city,
-                        status = EXCLUDED.status, content_hash = EXCLUDED.content_hash,
-                        last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at
-                """, [tuple(row[column] for column in columns) for row in changed], page_size=1000)
-        return len(changed)
-
-    @staticmethod
-    def _listing_defaults(conn: Connection) -> dict[str, ListingDefaults]:
-        rows = conn.execute(text(
-            "SELECT listing_id, time_zone, default_check_in_time, default_check_out_time FROM pipeline.listings"
-        )).all()
-        return {r.listing_id: ListingDefaults(r.time_zone, r.default_check_in_time, r.default_check_out_time) for r in rows}
-
-    @staticmethod
-    def _existing_in_window(conn: Connection, window: SyncWindow) -> dict[str, ExistingReservation]:
-        if window.date_type == "arrival":
-            condition = "check_in_date BETWEEN :from_date AND :to_date"
-        else:
-            condition = "check_in_date <= :to_date AND check_out_date >= :from_date"
-        rows = conn.execute(
-            text("SELECT reservation_id, content_hash, status, missing_since, source_fingerprint "
-                 f"FROM pipeline.reservations WHERE {condition}"),
-            {"from_date": window.from_date, "to_date": window.to_date},
-        ).all()
-        return {r[0]: ExistingReservation(r[1], r[2], r[3], r[4]) for r in rows}
-
-    @staticmethod
-    def _write_reservations(conn: Connection, plan: ReservationPlan) -> None:
-        """New rows are COPYed straight in; changed rows go through a temp table and one upsert."""
-        columns = ", ".join(RESERVATION_COLUMNS)
-        raw = conn.connection.dbapi_connection
-        if plan.created:
-            plan.new_rows.seek(0)
-            with raw.cursor() as cursor:
-                cursor.copy_expert(f"COPY pipeline.reservations ({columns}) FROM STDIN", plan.new_rows, size=1 << 20)
-        if plan.updated:
-            conn.execute(text(
-                "CREATE TEMP TABLE incoming_reservations (LIKE pipeline.reservations INCLUDING DEFAULTS) ON COMMIT DROP"
-            ))
-            plan.changed_rows.seek(0)
-            with raw.cursor() as cursor:
-                cursor.copy_expert(f"COPY incoming_reservations ({columns}) FROM STDIN", plan.changed_rows, size=1 << 20)
-            conn.execute(text(f"""
-                INSERT INTO pipeline.reservations AS r ({columns})
-                SELECT {columns} FROM incoming_reservations
-                ON CONFLICT (reservation_id) DO UPDATE SET
-                    code = EXCLUDED.code, listing_id = EXCLUDED.listing_id, stays_type = EXCLUDED.stays_type,
-                    kind = EXCLUDED.kind, status = EXCLUDED.status,
-                    check_in_date = EXCLUDED.check_in_date, check_in_time = EXCLUDED.check_in_time,
-                    check_out_date = EXCLUDED.check_out_date, check_out_time = EXCLUDED.check_out_time,
-                    time_zone = EXCLUDED.time_zone, check_in_at = EXCLUDED.check_in_at,
-                    check_out_at = EXCLUDED.check_out_at, guest_first_name = EXCLUDED.guest_first_name,
-                    content_hash = EXCLUDED.content_hash, source_fingerprint = EXCLUDED.source_fingerprint,
-                    last_seen_at = EXCLUDED.last_seen_at, updated_at = EXCLUDED.updated_at, missing_since = NULL,
-                    cancelled_at = CASE WHEN EXCLUDED.status = 'cancelled' THEN coalesce(r.cancelled_at, EXCLUDED.cancelled_at) END
-            """))
-        if plan.fingerprint_refresh:
-            conn.execute(text("""
-                UPDATE pipeline.reservations r SET source_fingerprint = f.fingerprint
-                FROM unnest(CAST(:ids AS text[]), CAST(:fingerprints AS text[])) AS f(reservation_id, fingerprint)
-                WHERE r.reservation_id = f.reservation_id
-            """), {"ids": list(plan.fingerprint_refresh), "fingerprints": list(plan.fingerprint_refresh.values())})
-
-    @staticmethod
-    def _store_quarantine(conn: Connection, quarantine: Sequence[Quarantined], sync_id: int | None, now: datetime) -> None:
-        if not quarantine:
-            return
-        rows = []
-        for q in quarantine:
-            payload = json.dumps(strip_personal_data(q.payload), default=str, ensure_ascii=False)
-            rows.append({
-                "entity": q.entity, "record_id": q.record_id, "reason": q.reason[:1000], "payload": payload,
-                "payload_hash": hashlib.sha256(f"{q.reason}|{payload}".encode()).hexdigest(),
-                "sync_id": sync_id, "now": now,
-            })
-        conn.execute(text("""
-            INSERT INTO pipeline.quarantined_records
-                (entity, record_id, reason, payload, payload_hash, first_sync_id, first_seen_at, last_seen_at)
-            VALUES (:entity, :record_id, :reason, CAST(:payload AS jsonb), :payload_hash, :sync_id, :now, :now)
-            ON CONFLICT (entity, payload_hash) DO NOTHING
-        """), rows)
-
-    # -------------------------------------------------------- the log row
-
-    def _open_log(self, window: SyncWindow | None) -> int:
-        with self.engine.begin() as conn:
-            return int(conn.execute(text("""
-                INSERT INTO pipeline.reconciliation_logs (run_id, window_from, window_to, date_type, started_at, status)
-                VALUES (:run_id, :from_date, :to_date, :date_type, :now, 'running') RETURNING sync_id
-            """), {"run_id": self.run_id, "from_date": window and window.from_date,
-                   "to_date": window and window.to_date,
-                   "date_type": window.date_type if window else "listings", "now": self.now()}).scalar_one())
-
     def _close_log(self, sync_id: int, started: float, *, status: str, message: str | None,
                    errors: int = 0, result: SyncResult | None = None) -> None:
-        figures = {
-            "fetched": 0, "created": 0, "updated": 0, "unchanged": 0, "cancelled": 0,
-            "missing": 0, "quarantined": 0, "errors": errors,
-        }
-        if result is not None:
-            figures.update({key: getattr(result, key) for key in figures if key != "errors"})
-            figures["errors"] = result.errors
-        with self.engine.begin() as conn:
-            conn.execute(text("""
-                UPDATE pipeline.reconciliation_logs SET completed_at = :now, duration_ms = :duration,
-                    fetched = :fetched, created = :created, updated = :updated, unchanged = :unchanged,
-                    cancelled = :cancelled, missing = :missing, quarantined = :quarantined,
-                    errors = :errors, status = :status, message = :message, feed_suspect = :suspect
-                WHERE sync_id = :sync_id
-            """), {**figures, "now": self.now(), "duration": int((monotonic_time.monotonic() - started) * 1000),
-                   "status": status, "message": message, "sync_id": sync_id,
-                   "suspect": result.feed_suspect if result is not None else None})
-
-
-def _release_sync_lock(conn: Connection) -> None:
-    """Unlock; a connection that cannot is dropped from the pool, and its lock with it."""
-    try:
-        conn.rollback()
-        conn.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _SYNC_LOCK_KEY})
-        conn.commit()
-    except Exception:  # noqa: BLE001 - the database went away; the server freed the lock with the session
-        log.warning("could not release the sync lock cleanly; discarding the connection", exc_info=True)
-        conn.invalidate()
-
-
-def _listing_hash(listing: ListingRecord) -> str:
-    return hashlib.sha256("|".join((
-        listing.short_code, listing.internal_name, listing.title, listing.address, listing.city, listing.status,
-    )).encode()).hexdigest()
+        store.close_sync_log(self.engine, sync_id, now=self.now(), status=status, message=message, errors=errors,
+                             result=result, duration_ms=int((monotonic_time.monotonic() - started) * 1000))
 
 
 def _raw_id(raw: object) -> str | None:
     """The Stays _id of a raw record, even a malformed one."""
     value = raw.get("_id") if isinstance(raw, dict) else None
     return value.strip() if isinstance(value, str) and value.strip() else None
-
-
-_COPY_NULL = "\\N"
-_COPY_SPECIALS = re.compile(r"[\\\t\n\r]")
-_COPY_ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
-
-
-def _copy_text(value: str | None) -> str:
-    """A text-format COPY field: NULL as \\N; backslash, tab and line breaks escaped."""
-    if value is None:
-        return _COPY_NULL
-    if _COPY_SPECIALS.search(value) is None:
-        return value
-    return _COPY_SPECIALS.sub(lambda match: _COPY_ESCAPES[match.group()], value)
-
-
-def _copy_time(value: time | None) -> str:
-    return _COPY_NULL if value is None else value.isoformat()

@@ -55,37 +55,3 @@ CREATE TABLE pipeline.lock_mapping_events (
     at             timestamptz NOT NULL
 );
 CREATE INDEX lock_mapping_events_listing ON pipeline.lock_mapping_events (listing_id, at);
-
-CREATE VIEW admin.lock_mappings AS
-SELECT l.short_code                              AS listing_code,
-       COALESCE(NULLIF(l.internal_name, ''), l.title) AS listing_name,
-       m.device_id                               AS lock_id,
-       k.name                                    AS lock_name,
-       round(m.score::numeric, 1)                AS score,
-       COALESCE(m.status, 'unmatched')           AS status,
-       m.source,
-       m.runner_up_device_id                     AS runner_up_lock_id,
-       ru.name                                   AS runner_up_lock_name,
-       round(m.runner_up_score::numeric, 1)      AS runner_up_score,
-       m.decided_by,
-       m.decided_at
-FROM pipeline.listings l
-LEFT JOIN pipeline.lock_mappings m USING (listing_id)
-LEFT JOIN pipeline.locks k ON k.device_id = m.device_id
-LEFT JOIN pipeline.locks ru ON ru.device_id = m.runner_up_device_id;
-
-CREATE VIEW admin.locks AS
-SELECT k.device_id AS lock_id,
-       k.name      AS lock_name,
-       k.online,
-       k.last_seen_at,
-       k.last_online_at,
-       k.missing_since,
-       k.pin_length,
-       l.short_code AS mapped_listing_code,
-       COALESCE(NULLIF(l.internal_name, ''), l.title) AS mapped_listing_name
-FROM pipeline.locks k
-LEFT JOIN pipeline.lock_mappings m ON m.device_id = k.device_id AND m.status = 'confirmed'
-LEFT JOIN pipeline.listings l ON l.listing_id = m.listing_id;
-
-GRANT SELECT ON ALL TABLES IN SCHEMA admin TO lock_pipeline_reader;

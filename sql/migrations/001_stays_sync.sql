@@ -1,14 +1,10 @@
--- 001: Stays listings and reservations, sync logs, quarantine, admin views, reader role.
+-- 001: Stays listings and reservations, sync logs, quarantine, the reader role.
 -- Applied by lock_pipeline itself (lock_pipeline/storage/migrations.py), once, in a transaction.
+-- Tables only: functions and views live in sql/views/ and are re-applied on every migrate
+-- (they were created here until schema 006 moved them; a database migrated before keeps working).
 
 CREATE SCHEMA IF NOT EXISTS pipeline;
 CREATE SCHEMA IF NOT EXISTS admin;
-
--- The views' "now": the database clock, unless a session moved it (SET lock_pipeline.now = '...'),
--- as tests and the season simulator do so views agree with the pipeline's own clock.
-CREATE FUNCTION pipeline.clock_now() RETURNS timestamptz LANGUAGE sql STABLE AS $$
-    SELECT COALESCE(NULLIF(current_setting('lock_pipeline.now', true), '')::timestamptz, now())
-$$;
 
 -- A listing as Stays knows it. The columns after `status` are owned by the operator
 -- (per-listing overrides); the sync sets them on insert and never overwrites them.
@@ -101,54 +97,6 @@ CREATE TABLE pipeline.quarantined_records (
     UNIQUE (entity, payload_hash)
 );
 
-CREATE VIEW admin.reservations AS
-SELECT r.code                                  AS reservation_code,
-       COALESCE(NULLIF(l.internal_name, ''), l.title) AS listing_name,
-       l.short_code                            AS listing_code,
-       r.guest_first_name,
-       (r.check_in_at AT TIME ZONE r.time_zone)  AS check_in_local,
-       (r.check_out_at AT TIME ZONE r.time_zone) AS check_out_local,
-       r.time_zone,
-       r.status,
-       r.stays_type,
-       r.missing_since,
-       r.updated_at
-FROM pipeline.reservations r
-JOIN pipeline.listings l USING (listing_id)
-WHERE r.kind = 'guest';
-
-CREATE VIEW admin.blocks AS
-SELECT r.code AS block_code,
-       COALESCE(NULLIF(l.internal_name, ''), l.title) AS listing_name,
-       (r.check_in_at AT TIME ZONE r.time_zone)  AS starts_local,
-       (r.check_out_at AT TIME ZONE r.time_zone) AS ends_local,
-       r.stays_type,
-       r.status
-FROM pipeline.reservations r
-JOIN pipeline.listings l USING (listing_id)
-WHERE r.kind = 'block';
-
--- The schedule runs every 30 minutes on the half hour (orchestration/schedules.py).
-CREATE VIEW admin.reconciliation_status AS
-SELECT last.sync_id          AS last_sync_id,
-       last.started_at       AS last_started_at,
-       last.completed_at     AS last_completed_at,
-       last.duration_ms,
-       last.status,
-       last.fetched, last.created, last.updated, last.unchanged,
-       last.cancelled, last.missing, last.quarantined, last.errors,
-       last.message,
-       (SELECT max(completed_at) FROM pipeline.reconciliation_logs WHERE status IN ('success', 'partial'))
-                             AS last_success_at,
-       date_bin('30 minutes', pipeline.clock_now(), TIMESTAMPTZ '2000-01-01 00:00+00') + interval '30 minutes'
-                             AS next_scheduled_run,
-       (SELECT count(*) FROM pipeline.quarantined_records) AS quarantined_total
-FROM (SELECT * FROM pipeline.reconciliation_logs ORDER BY started_at DESC LIMIT 1) AS last;
-
-CREATE VIEW admin.quarantine AS
-SELECT entity, record_id, reason, first_seen_at, last_seen_at
-FROM pipeline.quarantined_records;
-
 -- Read-only reporting: the admin views and nothing else. Members are added by the operator:
 --   CREATE ROLE alice LOGIN PASSWORD '...' IN ROLE lock_pipeline_reader;
 DO $$
@@ -159,5 +107,3 @@ BEGIN
 END
 $$;
 REVOKE ALL ON SCHEMA pipeline FROM PUBLIC;
-GRANT USAGE ON SCHEMA admin TO lock_pipeline_reader;
-GRANT SELECT ON ALL TABLES IN SCHEMA admin TO lock_pipeline_reader;

@@ -1,4 +1,4 @@
-"""Tuya locks and the 1:1 listing -> lock map, with the blocking checks that guard it."""
+"""Tuya locks and the 1:1 listing -> lock map, with the blocking checks that guard it and the admin's decisions."""
 
 from dagster import (
     AssetCheckResult,
@@ -16,13 +16,16 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
+from lock_pipeline.mapping import locks as lock_store
 from lock_pipeline.mapping import store
-from lock_pipeline.orchestration.resources import ClockResource, PipelineConfig, PostgresResource, TuyaResource
+from lock_pipeline.orchestration.resources import ClockResource, PostgresResource, SettingsResource, TuyaResource
+from lock_pipeline.settings import UNMAPPED_LISTING_WITHIN
 from lock_pipeline.tuya.client import TuyaError
+from lock_pipeline.vocabulary import RunKind, RunTag
 
 # Tuya categories of door locks (ms = lock; jtmspro/jtmsbh and friends are variants).
 LOCK_CATEGORIES = frozenset({"ms", "jtmspro", "jtmsbh", "mk", "bxx", "gyms", "videolock"})
-ARRIVAL_HORIZON_DAYS = 14
+ARRIVAL_HORIZON_DAYS = UNMAPPED_LISTING_WITHIN.days
 
 
 @asset(group_name="locks", kinds={"postgres"},
@@ -38,7 +41,7 @@ def tuya_locks(context: AssetExecutionContext, tuya: TuyaResource, postgres: Pos
     locks = [d for d in devices if d.category in LOCK_CATEGORIES]
     context.log.info(f"Tuya reported {len(devices)} devices, {len(locks)} of them locks")
     with postgres.engine.begin() as conn:
-        figures = store.store_locks(conn, locks, clock.now())
+        figures = lock_store.store_locks(conn, locks, clock.now())
     return MaterializeResult(metadata={
         **figures,
         "online": sum(1 for d in locks if d.online),
@@ -51,11 +54,12 @@ def tuya_locks(context: AssetExecutionContext, tuya: TuyaResource, postgres: Pos
        description="One lock per listing (pipeline.lock_mappings): fuzzy suggestions, auto-confirmed only when "
                    "clearly ahead; an admin's decision always survives.")
 def accommodation_lock_mappings(context: AssetExecutionContext, postgres: PostgresResource, clock: ClockResource,
-                                pipeline_config: PipelineConfig) -> MaterializeResult:
+                                settings: SettingsResource) -> MaterializeResult:
+    config = settings.get()
     with postgres.engine.begin() as conn:
         summary = store.refresh_suggestions(
-            conn, clock.now(), auto_confirm_score=pipeline_config.match_auto_confirm_score,
-            min_margin=pipeline_config.match_min_margin, run_id=context.run_id,
+            conn, clock.now(), auto_confirm_score=config.match_auto_confirm_score,
+            min_margin=config.match_min_margin, run_id=context.run_id,
         )
         counts = store.mapping_counts(conn)
     context.log.info(f"mappings: {counts}; auto-confirmed now: {len(summary.auto_confirmed)}")
@@ -108,7 +112,7 @@ class MappingDecision(Config):
     @field_validator("action")
     @classmethod
     def _known_action(cls, value: str) -> str:
-        if value not in {"confirm", "reject", "set", "unmap"}:
+        if value not in store.DECISIONS:
             raise ValueError(f"action must be confirm, reject, set or unmap, not {value!r}")
         return value
 
@@ -120,35 +124,19 @@ class MappingDecision(Config):
         return value.strip()
 
 
-def apply_decision(conn, decision: MappingDecision, now, run_id: str | None = None) -> str:
-    """One place for the Dagster job and the CLI to apply an admin's decision."""
-    if decision.action == "confirm":
-        device = store.confirm(conn, decision.listing, decision.decided_by, now, run_id)
-        return f"confirmed {decision.listing} -> {device}"
-    if decision.action == "reject":
-        device = store.reject(conn, decision.listing, decision.decided_by, now, run_id)
-        return f"rejected {device} for {decision.listing}"
-    if decision.action == "set":
-        if not decision.lock_id:
-            raise store.MappingError("`set` needs lock_id: the Tuya device id from admin.locks")
-        device = store.set_mapping(conn, decision.listing, decision.lock_id, decision.decided_by, now, run_id)
-        return f"mapped {decision.listing} -> {device}"
-    old = store.unmap(conn, decision.listing, decision.decided_by, now, run_id)
-    return f"unmapped {decision.listing} (was {old or 'no lock'})"
-
-
 @op(description="Apply an admin's mapping decision; it survives every later materialization.")
 def decide_mapping(context: OpExecutionContext, config: MappingDecision, postgres: PostgresResource,
                    clock: ClockResource) -> None:
     try:
         with postgres.engine.begin() as conn:
-            outcome = apply_decision(conn, config, clock.now(), context.run_id)
+            outcome = store.decide(conn, config.action, config.listing, config.lock_id, config.decided_by,
+                                   clock.now(), context.run_id)
     except store.MappingError as error:
         raise Failure(description=str(error)) from error
     context.log.info(outcome)
 
 
-@job(tags={"lock_pipeline/kind": "admin"},
+@job(tags={RunTag.KIND: RunKind.ADMIN},
      description="Confirm, reject, set or unmap a listing's lock (Launchpad config: action, listing, lock_id).")
 def mapping_decision_job():
     decide_mapping()

@@ -1,48 +1,37 @@
-"""Builds the one Definitions object from validated settings (tests pass their own)."""
+"""Builds the one Definitions object from validated settings (tests pass their own resources)."""
 
+import os
 
 from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
 
-from lock_pipeline.orchestration.partitions import arrival_month_partitions
-from lock_pipeline.orchestration.resources import (
-    ClockResource,
-    PipelineConfig,
-    PostgresResource,
-    StaysResource,
-    PinVaultResource,
-    TuyaResource,
+from lock_pipeline.orchestration.access import (
+    lock_pin_audit,
+    pin_actions_job,
+    pin_actions_sensor,
+    record_failed_runs,
+    reprocess_stay_job,
 )
-from lock_pipeline.orchestration.access_assets import lock_pin_audit
-from lock_pipeline.orchestration.access_jobs import pin_actions_job, reprocess_stay_job
-from lock_pipeline.orchestration.access_sensors import pin_actions_sensor, record_failed_runs
-from lock_pipeline.orchestration.lock_assets import (
+from lock_pipeline.orchestration.locks import (
     MAPPING_CHECKS,
     accommodation_lock_mappings,
     mapping_decision_job,
     tuya_locks,
 )
-from lock_pipeline.orchestration.schedules import build_sync_schedule
-from lock_pipeline.orchestration.stays_assets import build_stays_assets
+from lock_pipeline.orchestration.partitions import arrival_month_partitions
+from lock_pipeline.orchestration.resources import (
+    ClockResource,
+    PinVaultResource,
+    PostgresResource,
+    SettingsResource,
+    StaysResource,
+    TuyaResource,
+)
+from lock_pipeline.orchestration.stays import build_stays_assets, build_sync_schedule
+from lock_pipeline.clock import CLOCK_FILE_ENV
 from lock_pipeline.settings import Settings, SettingsError
+from lock_pipeline.vocabulary import RunKind, RunTag
 
 SYNC_GROUPS = ("stays", "locks", "access")
-
-
-def pipeline_config(settings: Settings) -> PipelineConfig:
-    return PipelineConfig(
-        timezone=settings.timezone,
-        default_check_in=settings.default_check_in.isoformat(timespec="minutes"),
-        default_check_out=settings.default_check_out.isoformat(timespec="minutes"),
-        sync_days_back=settings.sync_days_back,
-        sync_days_ahead=settings.sync_days_ahead,
-        access_lead_minutes=settings.access_lead_minutes,
-        access_grace_minutes=settings.access_grace_minutes,
-        program_ahead_hours=settings.program_ahead_hours,
-        missing_tolerance_hours=settings.missing_tolerance_hours,
-        match_auto_confirm_score=settings.match_auto_confirm_score,
-        match_min_margin=settings.match_min_margin,
-        max_actions_per_run=settings.max_actions_per_run,
-    )
 
 
 def default_resources(settings: Settings) -> dict[str, object]:
@@ -62,17 +51,16 @@ def default_resources(settings: Settings) -> dict[str, object]:
                         "the embedded default), or set it (`lock-pipeline new-pin-key`)")
     if problems:
         raise SettingsError(problems)
-    resources: dict[str, object] = {
+    return {
         "postgres": PostgresResource(url=EnvVar("LOCK_PIPELINE_DATABASE_URL")),
         "stays": StaysResource(base_url=settings.stays.base_url, client_id=EnvVar("STAYS_CLIENT_ID"),
                                client_secret=EnvVar("STAYS_CLIENT_SECRET")),
         "tuya": TuyaResource(base_url=settings.tuya.base_url, access_id=EnvVar("TUYA_ACCESS_ID"),
                              access_secret=EnvVar("TUYA_ACCESS_SECRET")),
         "pin_vault": PinVaultResource(key=EnvVar("LOCK_PIPELINE_PIN_KEY")),
-        "clock": ClockResource(clock_file=EnvVar("LOCK_PIPELINE_CLOCK_FILE") if _clock_file_set() else None),
-        "pipeline_config": pipeline_config(settings),
+        "clock": ClockResource(clock_file=EnvVar(CLOCK_FILE_ENV) if os.environ.get(CLOCK_FILE_ENV) else None),
+        "settings": SettingsResource.of(settings),
     }
-    return resources
 
 
 def build_definitions(settings: Settings, resources: dict[str, object] | None = None) -> Definitions:
@@ -84,7 +72,7 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
         partitions_def=arrival_months,
         executor_def=in_process_executor,
         description="Stays -> Postgres (and locks -> mapping): what the 30-minute schedule runs.",
-        tags={"lock_pipeline/kind": "sync"},
+        tags={RunTag.KIND: RunKind.SYNC},
     )
     return Definitions(
         assets=[*stays_assets, tuya_locks, accommodation_lock_mappings, lock_pin_audit],
@@ -94,9 +82,3 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
         schedules=[build_sync_schedule(sync_job, settings.timezone)],
         resources=resources if resources is not None else default_resources(settings),
     )
-
-
-def _clock_file_set() -> bool:
-    import os
-
-    return bool(os.environ.get("LOCK_PIPELINE_CLOCK_FILE"))

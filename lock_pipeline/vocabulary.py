@@ -1,0 +1,105 @@
+"""The pipeline's named states and keys, in one place.
+
+Code states, PIN action kinds, the issues ``admin.attention`` lists and the Dagster run tag keys
+are spelled here once; the planner, the executor, the sensors, the simulator and the tests
+use these names, and a test holds the SQL (CHECK constraints and views) to the same lists.
+States and kinds are ``StrEnum``s, so each member is also the plain string stored in Postgres;
+what Dagster serializes (run tags) is plain string constants.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StayStatus(StrEnum):
+    """pipeline.reservations.status: what Stays says of a reservation (``type`` folded)."""
+
+    CONFIRMED = "confirmed"
+    CANCELLED = "cancelled"
+    BLOCKED = "blocked"
+
+
+class StayKind(StrEnum):
+    """pipeline.reservations.kind: a guest gets a PIN, an owner or maintenance block never does."""
+
+    GUEST = "guest"
+    BLOCK = "block"
+
+
+class CodeState(StrEnum):
+    """Life cycle of one access code (per stay, lock and window), as pipeline.access_codes.state.
+
+    programming -> pending_on_lock (in the cloud, the lock has not confirmed it) -> active (the lock
+    has it) -> revoking -> revoked; failed (step retries spent; retried on a bounded schedule);
+    cancelled (nothing reached the lock before the stay stopped needing it).
+    """
+
+    PROGRAMMING = "programming"
+    PENDING_ON_LOCK = "pending_on_lock"
+    ACTIVE = "active"
+    REVOKING = "revoking"
+    REVOKED = "revoked"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+LIVE_STATES = frozenset({CodeState.PROGRAMMING, CodeState.PENDING_ON_LOCK, CodeState.ACTIVE, CodeState.REVOKING,
+                         CodeState.FAILED})
+ENDED_STATES = frozenset({CodeState.REVOKED, CodeState.CANCELLED})
+
+
+class ActionKind(StrEnum):
+    """What a PIN action does on a lock."""
+
+    GENERATE = "generate"
+    CONFIRM = "confirm"
+    REVOKE = "revoke"
+
+
+# Generate before confirm before revoke: a guest mid-stay gets the new PIN before losing the old one.
+ACTION_ORDER = {ActionKind.GENERATE: 0, ActionKind.CONFIRM: 1, ActionKind.REVOKE: 2}
+
+
+class EventAction(StrEnum):
+    """What pipeline.access_code_events records besides the action kinds themselves."""
+
+    REPROCESS = "reprocess"
+
+
+class AttentionIssue(StrEnum):
+    """The ``issue`` column of admin.attention: what a person must act on."""
+
+    UNMAPPED_LISTING_WITH_ARRIVAL = "unmapped_listing_with_arrival"
+    PIN_FAILED = "pin_failed"
+    PIN_NOT_ON_LOCK_YET = "pin_not_on_lock_yet"
+    LOCK_OFFLINE_ARRIVAL_SOON = "lock_offline_arrival_soon"
+    RUN_FAILED = "run_failed"
+    SYNC_FAILING = "sync_failing"
+    SYNC_STALE = "sync_stale"
+
+
+class RunTag:
+    """Dagster run tag keys; the run list filtered by a tag is an audit trail.
+
+    Plain strings, not an enum: Dagster serializes run tags and refuses enum members.
+    """
+
+    KIND = "lock_pipeline/kind"            # sync | pin | reprocess | admin
+    TRIGGER = "lock_pipeline/trigger"      # schedule | start | cli
+    TUYA = "lock_pipeline/tuya"            # "1" on runs that call Tuya (the run queue caps them)
+    STAY = "lock_pipeline/stay"            # the stay's code on a single-action run
+    LISTING = "lock_pipeline/listing"
+    LOCK = "lock_pipeline/lock"
+    ACTION = "lock_pipeline/action"        # generate | confirm | revoke | batch
+    ACTIONS = "lock_pipeline/actions"      # how many actions a batch carries
+    STAY_PREFIX = "lock_pipeline/stay."    # + code, on a batched run: lock_pipeline/stay.EV23J=generate
+
+
+class RunKind:
+    """Values of the ``lock_pipeline/kind`` tag (dagster.yaml caps concurrent sync runs by it)."""
+
+    SYNC = "sync"
+    PIN = "pin"
+    REPROCESS = "reprocess"
+    ADMIN = "admin"
