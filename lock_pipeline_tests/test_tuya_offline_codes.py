@@ -371,3 +371,19 @@ def test_offline_codes_survive_a_restart(clock: ManualClock, tmp_path) -> None:
         assert not second.would_open(FRONT.device_id, unused.digits, later)  # the 24 h rule still holds
         assert offline(tuya, device=NO_OFFLINE).digits                       # the switch was kept
         assert error_of(lambda: offline(tuya, name="LP A")).code == 1038      # and the names
+
+
+def test_the_keypad_also_takes_online_pins_and_a_single_use_pin_works_once(sandbox: TuyaSandbox,
+                                                                           client: TuyaClient) -> None:
+    client.create_temp_password(FRONT.device_id, pin="1234567", name="PIN", effective=NOW,
+                                invalid=NOW + timedelta(hours=5))
+    client.create_temp_password(FRONT.device_id, pin="7654321", name="Uma vez", effective=NOW,
+                                invalid=NOW + timedelta(hours=5), single_use=True)
+    assert sandbox.enter_code(FRONT.device_id, "1234567", NOW + timedelta(hours=1))
+    assert sandbox.enter_code(FRONT.device_id, "1234567", NOW + timedelta(hours=2))
+    assert not sandbox.enter_code(FRONT.device_id, "1234567", NOW + timedelta(hours=5))
+    assert sandbox.enter_code(FRONT.device_id, "7654321", NOW + timedelta(hours=1))
+    assert not sandbox.enter_code(FRONT.device_id, "7654321", NOW + timedelta(hours=2))
+    assert not sandbox.would_open(FRONT.device_id, "7654321", NOW + timedelta(hours=2))
+    assert not sandbox.enter_code(FRONT.device_id, "١٢٣٤٥٦٧", NOW + timedelta(hours=1))  # not ASCII digits
+    assert not sandbox.would_open(FRONT.device_id, "", NOW + timedelta(hours=1))
