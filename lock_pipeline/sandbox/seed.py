@@ -24,6 +24,12 @@ class SeedLock:
     category: str = "ms"
     product_name: str = "Wi-Fi Smart Lock"
     pin_length: int = 7
+    # Capabilities and battery of the lock model (the sandbox's switches of the same names change them
+    # at run time). Defaults are a plain Wi-Fi lock that takes every call, with a fresh-ish battery.
+    modify_supported: bool = True          # answers modify-password (some models refuse it)
+    offline_codes_supported: bool = True   # computes offline temporary passwords
+    battery_kind: str = "percent"          # "percent": residual_electricity; "level": battery_state high/medium/low
+    battery_start: int = 90                # battery percent when the sandbox first sees the lock
 
 
 @dataclass

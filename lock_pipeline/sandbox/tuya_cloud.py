@@ -7,7 +7,9 @@ over the exact bytes), the ``t`` skew, tokens that expire (real wall-clock time)
 refresh tokens that work once, and HTTP methods per path. The door-lock flow is real too:
 a one-time ticket whose key is AES-encrypted under the access secret, the PIN decrypted
 from the create call with that key, Wi-Fi lock phases (1 to be sent, 2 on the lock,
-3 to be deleted, 0 deleted), offline locks, a finite PIN store, duplicate PINs.
+3 to be deleted, 0 deleted), offline locks, a finite PIN store, duplicate PINs; changing a
+PIN's window (modify-password), offline temporary passwords (computed by the lock, so they
+work on an offline lock), and device status data points with a battery that drains.
 
 Answers are Tuya's: HTTP 200 with ``{"success": true, "result", "t"}`` or
 ``{"success": false, "code", "msg", "t"}``. Codes used:
@@ -15,7 +17,8 @@ Answers are Tuya's: HTTP 200 with ``{"success": true, "result", "t"}`` or
 ====== =============================================================== =====================
 code   when                                                            source
 ====== =============================================================== =====================
-1000   unknown or already deleted password id                          Tuya "data not exist"
+1000   unknown or already deleted password id (get, delete, modify;    Tuya "data not exist"
+       clear_one naming no offline code of the lock)
 1003   ``grant_type`` is not 1                                         Tuya
 1004   bad or missing ``sign`` / ``sign_method``                       Tuya
 1005   unknown ``client_id``                                           Tuya
@@ -23,33 +26,74 @@ code   when                                                            source
 1011   unknown or missing access token                                 Tuya "token invalid"
 1012   refresh token unknown or already used                           Tuya
 1013   ``t`` missing or more than ``max_skew_seconds`` from now        Tuya
+1031   offline password name longer than 20 characters                 Tuya (seen) [2]
+1038   a live offline password of the lock already has this name       Tuya (seen) [2]
+1067   the lock already has its maximum of live offline passwords      Tuya (seen) [2]
 1106   device not in the project                                       Tuya "permission deny"
 1108   no such path, or wrong HTTP method on a path                    Tuya
-1109   illegal parameter (PIN length/digits, name, times, ticket)      Tuya
+1109   illegal parameter (PIN length/digits, name, times, ticket,      Tuya
+       offline password type or times)
 1110   rate limit exceeded / injected throttle                         Tuya
 2001   injected "offline" fault only (Wi-Fi locks accept PINs offline) Tuya
 2004   door-lock call on a device that is not a lock                   Tuya
+2004   modify-password on a lock that refuses it                       sandbox choice [3]
+       ("not support this function")
+2004   offline password on a lock model without them                   sandbox choice [3]
+       ("not support offline password")
 2303   the PIN's digits equal another live PIN's on the lock           sandbox choice [1]
 2304   the lock already holds its maximum number of live PINs          sandbox choice [1]
 ====== =============================================================== =====================
 
 [1] Tuya documents no OpenAPI code for these (only Zigbee ``delivery_status`` 4 "password
 already exists" and 5 "maximum number reached"); the client exposes both as ``TuyaCode``.
+[2] Numbers and meanings as public callers report them (no official table was available).
+[3] Tuya documents that some locks refuse these calls, not with which code; 2004 is the code
+it uses for "this lock cannot do that", so the sandbox answers it with its own message.
 
-Persistence: with ``state_file`` the locks' state (online flags, storage limits, every PIN
-with its digits, as the lock itself holds them) survives a restart of the embedded default,
-so the pipeline's database and the "lock" do not drift apart. The file is written atomically
-with mode 0600; tokens and tickets are not kept (clients simply authenticate again).
+PIN length: a create or modify whose PIN has the wrong length answers 1109 with the message
+``param is illegal: password must be exactly {length} digits on this lock``. The wording is
+kept stable on purpose: the pipeline reads the length the lock takes from it.
+
+Modify-password: on an online lock the new window (and digits) is on the lock at once (phase
+stays 2); on an offline lock the cloud records the change (listing and get show the new window
+at phase 1, "to be sent") while the lock keeps the old one until it comes online. ``would_open``
+always answers from what the lock holds.
+
+Offline temporary passwords (``POST /v1.1/.../door-lock/offline-temp-password``): the digits
+are 10 long (an assumption: Tuya does not document the length; 10 is what such codes commonly
+are). ``multiple``: both times floored to whole UTC hours; it must be typed for the first time
+within 24 h of its start or it never works. ``once``: from the current whole hour for 6 h, one
+use. ``clear_one`` / ``clear_all``: a code that, typed at the lock, clears one / every offline
+code issued before it; a clearing code works once, from the current whole hour for 24 h
+(sandbox choice: Tuya does not document a clearing code's window). The cloud cannot see what
+is typed at an offline lock, so the 1038 / 1067 rules count every ``multiple`` / ``once`` code
+whose end time has not passed, used or cleared or not. ``enter_code`` plays a guest at the
+keypad (first use, single use, clearing); ``would_open`` only looks.
+
+Status: ``GET /v1.0/devices/{id}/status`` and the ``status`` list of each device in the device
+list and detail carry data points ``[{code, value}]``. A lock reports its battery as one data
+point, ``residual_electricity`` (percent) or ``battery_state`` (``high``/``medium``/``low``:
+low < 20 %, medium < 60 %), plus ``alarm_lock: "low_battery"`` while the battery is low. The
+battery drains at ``battery_drain_per_day`` percent a day of the injected clock; an offline
+lock reports nothing new, so the cloud keeps its reading from when it went offline.
+
+Persistence: with ``state_file`` the locks' state (online flags, storage limits, capability
+switches, battery, every PIN and offline code with its digits, as the lock itself holds them)
+survives a restart of the embedded default, so the pipeline's database and the "lock" do not
+drift apart. The file is written atomically with mode 0600; tokens and tickets are not kept
+(clients simply authenticate again). Files written before a key existed still load.
 
 Time: protocol checks (``t`` skew, token and ticket expiry, rate limit) use real time;
-the lock's truth (is a PIN inside its window, which PINs are live) uses the injected clock,
-so the season simulator can move days while the HTTPS protocol stays honest.
+the lock's truth (is a PIN inside its window, which PINs are live, offline code windows,
+battery) uses the injected clock, so the season simulator can move days while the HTTPS
+protocol stays honest.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import math
 import os
 import re
 import secrets
@@ -59,7 +103,7 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from email.message import Message
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -77,6 +121,17 @@ DEFAULT_ACCESS_SECRET = "lockpipelinesandboxsecret0000001"  # 32 characters, lik
 
 DUPLICATE_PASSWORD = 2303
 PASSWORD_STORAGE_FULL = 2304
+NOT_SUPPORTED = 2004                 # Tuya's "not support ..." code; see the table above for who chose which use
+OFFLINE_NAME_TOO_LONG = 1031
+OFFLINE_NAME_DUPLICATE = 1038
+OFFLINE_CODES_TOO_MANY = 1067
+OFFLINE_CODE_DIGITS = 10             # an assumption: Tuya does not document the length
+OFFLINE_CODE_KINDS = ("multiple", "once", "clear_one", "clear_all")
+OFFLINE_ACCESS_KINDS = ("multiple", "once")   # the kinds that open the door (the others clear)
+OFFLINE_FIRST_USE_WITHIN = timedelta(hours=24)  # a multiple code unused this long after its start never works
+OFFLINE_ONCE_LASTS = timedelta(hours=6)
+OFFLINE_CLEAR_LASTS = timedelta(hours=24)      # sandbox choice: Tuya does not document it
+BATTERY_KINDS = ("percent", "level")
 FAULTS = frozenset({"throttle", "server_error", "timeout", "token_expired", "html", "offline", "malformed"})
 LOCK_CATEGORIES = frozenset({"ms", "jtmspro", "jtmsbh", "mk"})
 MAX_PIN_NAME_LENGTH = 20   # Tuya's lock SDK refuses temp-password names over 20 characters
@@ -103,21 +158,91 @@ class SandboxPin:
     time_zone: str | None = None
     single_use: bool = False
     foreign: bool = False  # made outside the pipeline (owner's or cleaner's code)
+    # What the lock itself still holds while a modify waits for an offline lock (phase 1 after a
+    # modify-password): the old digits and window. None when the lock holds the cloud's record.
+    held_digits: str | None = field(default=None, repr=False)
+    held_effective: datetime | None = None
+    held_invalid: datetime | None = None
+    used_at: datetime | None = None  # a single-use PIN typed at the keypad (enter_code)
 
     def is_live(self, now: datetime) -> bool:
         return self.phase in LIVE_PHASES and now < self.invalid
 
+    def on_lock(self) -> tuple[str, datetime, datetime] | None:
+        """The digits and window the lock itself holds for this password, or None."""
+        if self.held_digits is not None and self.held_effective is not None and self.held_invalid is not None:
+            return self.held_digits, self.held_effective, self.held_invalid
+        if self.phase in ON_LOCK_PHASES:
+            return self.digits, self.effective, self.invalid
+        return None
+
     def opens_at(self, at: datetime) -> bool:
-        return self.phase in ON_LOCK_PHASES and self.effective <= at < self.invalid
+        held = self.on_lock()
+        if held is None or (self.single_use and self.used_at is not None and self.used_at <= at):
+            return False
+        return held[1] <= at < held[2]
+
+
+@dataclass(frozen=True)
+class SandboxOfflineCode:
+    """One offline temporary password (or clearing code) as the lock computes it (tests and simulations only).
+
+    ``kind`` is ``multiple``, ``once``, ``clear_one`` or ``clear_all``; ``clears`` is the id a
+    ``clear_one`` code clears. ``first_used_at`` is when it was first typed at the lock,
+    ``cleared_at`` when a clearing code typed at the lock made it stop working.
+    """
+
+    password_id: str
+    name: str
+    digits: str = field(repr=False)
+    effective: datetime
+    invalid: datetime
+    kind: str
+    first_used_at: datetime | None = None
+    cleared_at: datetime | None = None
+    clears: str | None = None
+
+    def opens_at(self, at: datetime) -> bool:
+        """Would typing this code at ``at`` open the door (looking only, nothing recorded)."""
+        if self.kind not in OFFLINE_ACCESS_KINDS or not self.effective <= at < self.invalid:
+            return False
+        if self.cleared_at is not None and self.cleared_at <= at:
+            return False
+        if self.kind == "once":  # one use: typed once at u, it opens nothing from u on
+            return self.first_used_at is None or at < self.first_used_at
+        used_by_then = self.first_used_at is not None and self.first_used_at <= at
+        return used_by_then or at < self.effective + OFFLINE_FIRST_USE_WITHIN
+
+    def is_counted(self, now: datetime) -> bool:
+        """The cloud's view (it cannot see the keypad): an access code whose end has not passed."""
+        return self.kind in OFFLINE_ACCESS_KINDS and now < self.invalid
 
 
 @dataclass
 class _LockState:
     seed: SeedLock
     online: bool
+    battery_percent: float          # the battery at battery_at (injected clock); it drains from there
+    battery_at: datetime
+    offline_since: datetime | None = None  # the lock's last report (status) while it is offline
+    modify_supported: bool = True
+    offline_codes_supported: bool = True
     storage_limit: int | None = None
     pins: dict[int, SandboxPin] = field(default_factory=dict)
+    offline_codes: dict[int, SandboxOfflineCode] = field(default_factory=dict)
     created_at: int = field(default_factory=lambda: int(time.time()))
+
+
+@dataclass(frozen=True)
+class _PinFields:
+    """A create's or modify's validated fields (everything but the digits)."""
+
+    name: str
+    effective: datetime
+    invalid: datetime
+    use_type: int
+    time_zone: str | None
+    now: datetime
 
 
 @dataclass
@@ -180,6 +305,11 @@ _ROUTES: list[_Route] = [
      "_get_temp_password"),
     ("DELETE", re.compile(r"/v1\.0/devices/(?P<device_id>[^/]+)/door-lock/temp-passwords/(?P<password_id>[^/]+)"),
      "_delete_temp_password"),
+    ("PUT", re.compile(r"/v1\.0/devices/(?P<device_id>[^/]+)/door-lock/temp-passwords/(?P<password_id>[^/]+)"
+                       r"/modify-password"), "_modify_temp_password"),
+    ("POST", re.compile(r"/v1\.1/devices/(?P<device_id>[^/]+)/door-lock/offline-temp-password"),
+     "_offline_temp_password"),
+    ("GET", re.compile(r"/v1\.0/devices/(?P<device_id>[^/]+)/status"), "_device_status"),
 ]
 
 
@@ -190,7 +320,8 @@ class TuyaSandbox:
                  access_secret: str = DEFAULT_ACCESS_SECRET, clock: Clock | None = None,
                  token_ttl_seconds: int = 7200, max_pins_per_lock: int = 20, max_skew_seconds: int = 900,
                  host: str = "127.0.0.1", port: int = 0, call_latency: float = 0.0,
-                 rate_limit_per_second: float | None = None, state_file: str | Path | None = None) -> None:
+                 rate_limit_per_second: float | None = None, state_file: str | Path | None = None,
+                 max_offline_codes_per_lock: int = 10, battery_drain_per_day: float = 0.5) -> None:
         if host not in ("127.0.0.1", "localhost", "::1"):
             raise ValueError(f"the sandbox cloud serves loopback only, not {host!r}")
         if len(access_secret.encode("utf-8")) != 32:
@@ -200,6 +331,10 @@ class TuyaSandbox:
         self._clock: Clock = clock or SystemClock()
         self._token_ttl = token_ttl_seconds
         self._max_pins = max_pins_per_lock
+        if max_offline_codes_per_lock < 0 or battery_drain_per_day < 0:
+            raise ValueError("max_offline_codes_per_lock and battery_drain_per_day must be >= 0")
+        self._max_offline_codes = max_offline_codes_per_lock
+        self._battery_drain_per_day = float(battery_drain_per_day)
         self._max_skew = max_skew_seconds
         self._host = host
         self._port = port
@@ -222,7 +357,7 @@ class TuyaSandbox:
         for lock in locks:
             if lock.device_id in self._locks:
                 raise ValueError(f"lock {lock.device_id} is listed twice")
-            self._locks[lock.device_id] = _LockState(seed=lock, online=lock.online)
+            self._locks[lock.device_id] = self._new_lock_state(lock)
         if self._state_file is not None and self._state_file.exists():
             self._load_state(self._state_file)
 
@@ -279,7 +414,7 @@ class TuyaSandbox:
         with self._state:
             if lock.device_id in self._locks:
                 raise ValueError(f"lock {lock.device_id} is already in the sandbox")
-            self._locks[lock.device_id] = _LockState(seed=lock, online=lock.online)
+            self._locks[lock.device_id] = self._new_lock_state(lock)
             self._persist()
 
     def remove_lock(self, device_id: str) -> None:
@@ -289,16 +424,20 @@ class TuyaSandbox:
             self._persist()
 
     def set_online(self, device_id: str, online: bool) -> None:
-        """Coming online delivers what waited: phase 1 -> 2 (on the lock), phase 3 -> 0 (deleted)."""
+        """Coming online delivers what waited: phase 1 -> 2 (on the lock, a modified window replacing
+        the old one), phase 3 -> 0 (deleted). Going offline freezes what the lock reports (status)."""
         with self._state:
             state = self._lock_state(device_id)
-            state.online = online
             if online:
                 for pid, pin in list(state.pins.items()):
                     if pin.phase == 1:
-                        state.pins[pid] = replace(pin, phase=2)
+                        state.pins[pid] = _drop_held(replace(pin, phase=2))
                     elif pin.phase == 3:
-                        state.pins[pid] = replace(pin, phase=0)
+                        state.pins[pid] = _drop_held(replace(pin, phase=0))
+                state.offline_since = None
+            elif state.online:
+                state.offline_since = self._clock.now()
+            state.online = online
             self._persist()
 
     def is_online(self, device_id: str) -> bool:
@@ -329,18 +468,91 @@ class TuyaSandbox:
             self._lock_state(device_id).storage_limit = limit
             self._persist()
 
+    def set_modify_supported(self, device_id: str, supported: bool) -> None:
+        """A lock model that refuses modify-password answers 2004 "not support this function"."""
+        with self._state:
+            self._lock_state(device_id).modify_supported = bool(supported)
+            self._persist()
+
+    def set_offline_codes_supported(self, device_id: str, supported: bool) -> None:
+        """A lock model without offline passwords answers 2004 "not support offline password"."""
+        with self._state:
+            self._lock_state(device_id).offline_codes_supported = bool(supported)
+            self._persist()
+
+    def set_battery(self, device_id: str, percent: float) -> None:
+        """The battery is at ``percent`` now (injected clock) and drains from there; an offline lock
+        reports it too (a test switch: as if it had just reported before going quiet)."""
+        if not 0 <= percent <= 100:
+            raise ValueError("a battery percent is 0..100")
+        with self._state:
+            state = self._lock_state(device_id)
+            state.battery_percent, state.battery_at = float(percent), self._clock.now()
+            if state.offline_since is not None:
+                state.offline_since = state.battery_at
+            self._persist()
+
+    def battery_percent(self, device_id: str) -> int:
+        """The battery the lock reports now (whole percent; an offline lock's last report)."""
+        with self._state:
+            return self._reported_battery(self._lock_state(device_id))
+
     # -- the lock's own truth --------------------------------------------------------------
 
     def would_open(self, device_id: str, pin: str, at: datetime) -> bool:
-        """Would typing ``pin`` at ``at`` open the door: a PIN on the lock (phase 2 or 3) inside its window."""
+        """Would typing ``pin`` at ``at`` open the door, looking only (nothing is recorded).
+
+        A temp password the lock holds (phase 2 or 3, or the old window a modify has not yet
+        replaced on an offline lock) inside that window; or an offline code inside its window,
+        not cleared by then, and either already used by then or still inside its 24 h first-use
+        period (a ``once`` code: not used yet).
+        """
         _require_aware(at)
         with self._state:
-            return any(p.digits == pin and p.opens_at(at) for p in self._lock_state(device_id).pins.values())
+            state = self._lock_state(device_id)
+            return self._opening_pin(state, pin, at) is not None or self._opening_code(state, pin, at) is not None
+
+    def enter_code(self, device_id: str, digits: str, at: datetime) -> bool:
+        """A person types ``digits`` at the keypad at ``at``: True if the door opens.
+
+        Records what the lock records: the first use of an offline code (lifting its 24 h
+        rule), the one use of a ``once`` code or single-use PIN, and a clearing code's effect
+        (the codes it clears stop working from ``at`` on; the door itself stays shut).
+        """
+        _require_aware(at)
+        at = at.astimezone(timezone.utc)
+        with self._state:
+            state = self._lock_state(device_id)
+            clearing = next((c for c in state.offline_codes.values()
+                             if c.kind in ("clear_one", "clear_all") and c.first_used_at is None
+                             and c.effective <= at < c.invalid and _same_digits(c.digits, digits)), None)
+            if clearing is not None:
+                self._apply_clearing(state, clearing, at)
+                self._persist()
+                return False
+            code = self._opening_code(state, digits, at)
+            if code is not None:
+                if code.first_used_at is None:
+                    state.offline_codes[int(code.password_id)] = replace(code, first_used_at=at)
+                    self._persist()
+                return True
+            pin = self._opening_pin(state, digits, at)
+            if pin is not None:
+                if pin.single_use and pin.used_at is None:
+                    state.pins[int(pin.password_id)] = replace(pin, used_at=at)
+                    self._persist()
+                return True
+            return False
 
     def pins(self, device_id: str) -> list[SandboxPin]:
         """Every temp password the cloud knows for the lock, deleted ones (phase 0) included."""
         with self._state:
             return [pin for _, pin in sorted(self._lock_state(device_id).pins.items())]
+
+    def offline_codes(self, device_id: str) -> list[SandboxOfflineCode]:
+        """Every offline code (and clearing code) issued for the lock, in issue order."""
+        with self._state:
+            return [code for _, code in sorted(self._lock_state(device_id).offline_codes.items())]
 
     # -- faults and observation ------------------------------------------------------------
 
@@ -534,6 +746,55 @@ class TuyaSandbox:
         device_id = params["device_id"]
         state = self._door_lock(device_id)
         body = _require_object(payload)
+        digits = self._ticket_digits(state, device_id, body)
+        fields = self._pin_fields(body, default_type=0)
+        live = [pin for pin in state.pins.values() if pin.is_live(fields.now)]
+        if any(secrets.compare_digest(pin.digits, digits) for pin in live):
+            raise _CloudError(DUPLICATE_PASSWORD, "duplicate password: the lock already holds this PIN")
+        limit = self._max_pins if state.storage_limit is None else state.storage_limit
+        if len(live) >= limit:
+            raise _CloudError(PASSWORD_STORAGE_FULL, f"password storage full: the lock holds {limit} PINs")
+        password_id = self._new_password_id()
+        state.pins[password_id] = SandboxPin(
+            password_id=str(password_id), name=fields.name, digits=digits, effective=fields.effective,
+            invalid=fields.invalid, phase=2 if state.online else 1, time_zone=fields.time_zone,
+            single_use=fields.use_type == 1,
+        )
+        return {"id": password_id}
+
+    def _modify_temp_password(self, params: dict, query: dict, payload: Any) -> bool:
+        """New window (and digits, as sent) for an existing PIN: on the lock at once if it is online;
+        on an offline lock the cloud's record changes (phase 1) while the lock keeps the old copy."""
+        device_id = params["device_id"]
+        state = self._door_lock(device_id)
+        if not state.modify_supported:
+            raise _CloudError(NOT_SUPPORTED, "not support this function")
+        body = _require_object(payload)
+        digits = self._ticket_digits(state, device_id, body)  # the ticket is spent whatever follows
+        pin = self._pin(state, params["password_id"])
+        if pin.phase not in (1, 2):  # deleted, or waiting to be deleted from the lock
+            raise _CloudError(1000, "data not exist")
+        fields = self._pin_fields(body, default_type=1 if pin.single_use else 0)
+        others = [other for other in state.pins.values()
+                  if other.password_id != pin.password_id and other.is_live(fields.now)]
+        if any(secrets.compare_digest(other.digits, digits) for other in others):
+            raise _CloudError(DUPLICATE_PASSWORD, "duplicate password: the lock already holds this PIN")
+        limit = self._max_pins if state.storage_limit is None else state.storage_limit
+        if not pin.is_live(fields.now) and len(others) >= limit:  # an expired PIN brought back takes a slot
+            raise _CloudError(PASSWORD_STORAGE_FULL, f"password storage full: the lock holds {limit} PINs")
+        changed = replace(pin, name=fields.name, digits=digits, effective=fields.effective, invalid=fields.invalid,
+                          time_zone=fields.time_zone if "time_zone" in body else pin.time_zone,
+                          single_use=fields.use_type == 1, used_at=None)
+        if state.online:
+            changed = _drop_held(replace(changed, phase=2))
+        elif pin.phase == 2:  # the lock keeps what it has until it wakes
+            changed = replace(changed, phase=1, held_digits=pin.digits, held_effective=pin.effective,
+                              held_invalid=pin.invalid)
+        state.pins[int(pin.password_id)] = changed
+        return True
+
+    def _ticket_digits(self, state: _LockState, device_id: str, body: dict) -> str:
+        """The PIN a create or modify carries, decrypted with its one-time ticket (spent here)."""
         if body.get("password_type") != "ticket":
             raise _CloudError(1109, "param is illegal: password_type must be ticket")
         ticket = self._tickets.pop(str(body.get("ticket_id", "")), None)  # single use, whatever follows
@@ -545,7 +806,11 @@ class TuyaSandbox:
             raise _CloudError(1109, "param is illegal: password does not decrypt with the ticket key") from None
         length = state.seed.pin_length
         if not (digits.isascii() and digits.isdigit() and len(digits) == length):
+            # Stable wording: the pipeline reads the length the lock takes from this message.
             raise _CloudError(1109, f"param is illegal: password must be exactly {length} digits on this lock")
+        return digits
+
+    def _pin_fields(self, body: dict, *, default_type: int) -> "_PinFields":
         name = body.get("name")
         if not isinstance(name, str) or not name.strip() or len(name) > MAX_PIN_NAME_LENGTH:
             raise _CloudError(1109, f"param is illegal: name must be 1 to {MAX_PIN_NAME_LENGTH} characters")
@@ -556,24 +821,14 @@ class TuyaSandbox:
             raise _CloudError(1109, "param is illegal: invalid_time must be after effective_time")
         if invalid <= now:
             raise _CloudError(1109, "param is illegal: invalid_time is in the past")
-        use_type = body.get("type", 0)
+        use_type = body.get("type", default_type)
         if use_type not in (0, 1) or isinstance(use_type, bool):
             raise _CloudError(1109, "param is illegal: type must be 0 or 1")
         time_zone = body.get("time_zone")
         if time_zone is not None and not isinstance(time_zone, str):
             raise _CloudError(1109, "param is illegal: time_zone must be a string")
-        live = [pin for pin in state.pins.values() if pin.is_live(now)]
-        if any(secrets.compare_digest(pin.digits, digits) for pin in live):
-            raise _CloudError(DUPLICATE_PASSWORD, "duplicate password: the lock already holds this PIN")
-        limit = self._max_pins if state.storage_limit is None else state.storage_limit
-        if len(live) >= limit:
-            raise _CloudError(PASSWORD_STORAGE_FULL, f"password storage full: the lock holds {limit} PINs")
-        password_id = self._new_password_id()
-        state.pins[password_id] = SandboxPin(
-            password_id=str(password_id), name=name, digits=digits, effective=effective, invalid=invalid,
-            phase=2 if state.online else 1, time_zone=time_zone or None, single_use=use_type == 1,
-        )
-        return {"id": password_id}
+        return _PinFields(name=name, effective=effective, invalid=invalid, use_type=use_type,
+                          time_zone=time_zone or None, now=now)
 
     def _list_temp_passwords(self, params: dict, query: dict, payload: Any) -> list[dict]:
         state = self._door_lock(params["device_id"])
@@ -595,12 +850,76 @@ class TuyaSandbox:
         pin = self._pin(state, params["password_id"])
         if pin.phase == 0:
             raise _CloudError(1000, "data not exist")
-        if pin.phase == 1 or (pin.phase == 2 and state.online):
-            new_phase = 0
-        else:
-            new_phase = 3
-        state.pins[int(pin.password_id)] = replace(pin, phase=new_phase)
+        never_on_lock = pin.phase == 1 and pin.held_digits is None
+        if never_on_lock or (pin.phase in (1, 2) and state.online):
+            state.pins[int(pin.password_id)] = _drop_held(replace(pin, phase=0))
+        else:  # the lock holds it (or a modify's old copy of it) until it wakes
+            state.pins[int(pin.password_id)] = replace(pin, phase=3)
         return True
+
+    def _offline_temp_password(self, params: dict, query: dict, payload: Any) -> dict:
+        """An offline code: computed for the lock (which checks it itself), so the lock may be offline."""
+        device_id = params["device_id"]
+        state = self._door_lock(device_id)
+        if not state.offline_codes_supported:
+            raise _CloudError(NOT_SUPPORTED, "not support offline password")
+        body = _require_object(payload)
+        nested = body.get("offline_pwd_add_request")
+        if isinstance(nested, dict):  # the body as Tuya's doc names it; most callers send it flat
+            body = nested
+        kind = body.get("type")
+        if kind not in OFFLINE_CODE_KINDS:
+            raise _CloudError(1109, f"param is illegal: type must be one of {', '.join(OFFLINE_CODE_KINDS)}")
+        name = body.get("name")
+        if not isinstance(name, str) or not name.strip():
+            raise _CloudError(1109, "param is illegal: name is required")
+        if len(name) > MAX_PIN_NAME_LENGTH:
+            raise _CloudError(OFFLINE_NAME_TOO_LONG, f"name is longer than {MAX_PIN_NAME_LENGTH} characters")
+        now = self._clock.now()
+        this_hour = _floor_hour(now)
+        clears: str | None = None
+        if kind == "multiple":
+            effective = _floor_hour(_epoch_param(body.get("effective_time"), "effective_time"))
+            invalid = _floor_hour(_epoch_param(body.get("invalid_time"), "invalid_time"))
+            if invalid <= effective:
+                raise _CloudError(1109, "param is illegal: invalid_time must be after effective_time "
+                                        "once both are rounded down to the hour")
+            if invalid <= now:
+                raise _CloudError(1109, "param is illegal: invalid_time is in the past")
+        elif kind == "once":
+            effective, invalid = this_hour, this_hour + OFFLINE_ONCE_LASTS
+        else:
+            effective, invalid = this_hour, this_hour + OFFLINE_CLEAR_LASTS
+            if kind == "clear_one":
+                target = str(body.get("password_id", ""))
+                code = state.offline_codes.get(int(target)) if target.isdigit() else None
+                if code is None or code.kind not in OFFLINE_ACCESS_KINDS:
+                    raise _CloudError(1000, "data not exist")
+                clears = code.password_id
+        if kind in OFFLINE_ACCESS_KINDS:
+            counted = [code for code in state.offline_codes.values() if code.is_counted(now)]
+            if any(code.name == name for code in counted):
+                raise _CloudError(OFFLINE_NAME_DUPLICATE, "an offline password with this name already exists")
+            if len(counted) >= self._max_offline_codes:
+                raise _CloudError(OFFLINE_CODES_TOO_MANY,
+                                  f"too many offline passwords: the lock has {self._max_offline_codes}")
+        taken = {code.digits for code in state.offline_codes.values()}
+        digits = _random_digits(OFFLINE_CODE_DIGITS)
+        while digits in taken:
+            digits = _random_digits(OFFLINE_CODE_DIGITS)
+        password_id = self._new_password_id()
+        state.offline_codes[password_id] = SandboxOfflineCode(
+            password_id=str(password_id), name=name, digits=digits, effective=effective, invalid=invalid,
+            kind=kind, clears=clears,
+        )
+        return {
+            "offline_temp_password_id": password_id, "offline_temp_password": digits,
+            "offline_temp_password_name": name, "effective_time": int(effective.timestamp()),
+            "invalid_time": int(invalid.timestamp()),
+        }
+
+    def _device_status(self, params: dict, query: dict, payload: Any) -> list[dict]:
+        return self._status_points(self._known_device(params["device_id"]))
 
     # -- persistence -----------------------------------------------------------------------
 
@@ -615,7 +934,12 @@ class TuyaSandbox:
                 {
                     "seed": dataclasses.asdict(state.seed), "online": state.online,
                     "storage_limit": state.storage_limit, "created_at": state.created_at,
-                    "pins": [_pin_record(pin) for _, pin in sorted(state.pins.items())],
+                    "pins": [_record(pin) for _, pin in sorted(state.pins.items())],
+                    "modify_supported": state.modify_supported,
+                    "offline_codes_supported": state.offline_codes_supported,
+                    "battery": {"percent": state.battery_percent, "at": state.battery_at.isoformat()},
+                    "offline_since": None if state.offline_since is None else state.offline_since.isoformat(),
+                    "offline_codes": [_record(code) for _, code in sorted(state.offline_codes.items())],
                 }
                 for _, state in sorted(self._locks.items())
             ],
@@ -640,17 +964,85 @@ class TuyaSandbox:
             seed_fields = {f.name for f in dataclasses.fields(SeedLock)}
             for saved in document["locks"]:
                 seed = SeedLock(**{k: v for k, v in saved["seed"].items() if k in seed_fields})
-                state = self._locks.setdefault(seed.device_id, _LockState(seed=seed, online=seed.online))
+                state = self._locks.get(seed.device_id) or self._locks.setdefault(seed.device_id,
+                                                                                   self._new_lock_state(seed))
                 state.online = bool(saved["online"])
                 state.storage_limit = saved.get("storage_limit")
                 state.created_at = int(saved.get("created_at", state.created_at))
-                state.pins = {int(record["password_id"]): _pin_from_record(record) for record in saved["pins"]}
+                state.pins = {int(record["password_id"]): _from_record(SandboxPin, record) for record in saved["pins"]}
+                # Keys added later: a file written before them keeps the seed's (or a fresh) value.
+                state.modify_supported = bool(saved.get("modify_supported", state.modify_supported))
+                state.offline_codes_supported = bool(saved.get("offline_codes_supported",
+                                                               state.offline_codes_supported))
+                if isinstance(saved.get("battery"), dict):
+                    state.battery_percent = float(saved["battery"]["percent"])
+                    state.battery_at = _aware(datetime.fromisoformat(saved["battery"]["at"]))
+                if "offline_since" in saved:
+                    since = saved["offline_since"]
+                    state.offline_since = None if since is None else _aware(datetime.fromisoformat(since))
+                else:
+                    state.offline_since = None if state.online else self._clock.now()
+                state.offline_codes = {int(record["password_id"]): _from_record(SandboxOfflineCode, record)
+                                       for record in saved.get("offline_codes", [])}
             self._next_password_id = int(document["next_password_id"])
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise ValueError(f"Tuya sandbox state file {path} is unreadable ({type(exc).__name__}): "
                              "delete it to start the sandbox locks afresh") from None
 
     # -- helpers ---------------------------------------------------------------------------
+
+    def _new_lock_state(self, seed: SeedLock) -> _LockState:
+        if seed.battery_kind not in BATTERY_KINDS:
+            raise ValueError(f"lock {seed.device_id}: battery_kind must be one of {BATTERY_KINDS}")
+        if not 0 <= seed.battery_start <= 100:
+            raise ValueError(f"lock {seed.device_id}: battery_start is a percent, 0..100")
+        now = self._clock.now()
+        return _LockState(seed=seed, online=seed.online, battery_percent=float(seed.battery_start), battery_at=now,
+                          offline_since=None if seed.online else now, modify_supported=seed.modify_supported,
+                          offline_codes_supported=seed.offline_codes_supported)
+
+    def _reported_battery(self, state: _LockState) -> int:
+        """Whole percent, drained since the anchor; an offline lock's last report (when it went offline)."""
+        at = state.offline_since or self._clock.now()
+        days = max(0.0, (at - state.battery_at).total_seconds() / 86400)
+        return max(0, min(100, math.floor(state.battery_percent - self._battery_drain_per_day * days)))
+
+    def _status_points(self, state: _LockState) -> list[dict]:
+        if state.seed.category not in LOCK_CATEGORIES:
+            return [{"code": "switch_1", "value": False}]
+        percent = self._reported_battery(state)
+        if state.seed.battery_kind == "level":
+            points = [{"code": "battery_state", "value": _battery_level(percent)}]
+        else:
+            points = [{"code": "residual_electricity", "value": percent}]
+        if percent < 20:
+            points.append({"code": "alarm_lock", "value": "low_battery"})
+        return points
+
+    @staticmethod
+    def _opening_pin(state: _LockState, digits: str, at: datetime) -> SandboxPin | None:
+        for _, pin in sorted(state.pins.items()):
+            held = pin.on_lock()
+            if held is not None and _same_digits(held[0], digits) and pin.opens_at(at):
+                return pin
+        return None
+
+    @staticmethod
+    def _opening_code(state: _LockState, digits: str, at: datetime) -> SandboxOfflineCode | None:
+        for _, code in sorted(state.offline_codes.items()):
+            if _same_digits(code.digits, digits) and code.opens_at(at):
+                return code
+        return None
+
+    @staticmethod
+    def _apply_clearing(state: _LockState, clearing: SandboxOfflineCode, at: datetime) -> None:
+        state.offline_codes[int(clearing.password_id)] = replace(clearing, first_used_at=at)
+        for code_id, code in list(state.offline_codes.items()):
+            if code.kind not in OFFLINE_ACCESS_KINDS or code.cleared_at is not None:
+                continue
+            if (clearing.kind == "clear_one" and code.password_id == clearing.clears) or \
+                    (clearing.kind == "clear_all" and code_id < int(clearing.password_id)):
+                state.offline_codes[code_id] = replace(code, cleared_at=at)
 
     def _lock_state(self, device_id: str) -> _LockState:
         try:
@@ -685,7 +1077,7 @@ class TuyaSandbox:
             "product_name": seed.product_name, "product_id": "sbx" + seed.device_id[-10:], "uuid": seed.device_id[-16:],
             "uid": self._uid, "owner_id": "sandbox", "sub": False, "time_zone": "-03:00", "icon": "", "ip": "",
             "model": "", "active_time": state.created_at, "create_time": state.created_at,
-            "update_time": state.created_at,
+            "update_time": state.created_at, "status": self._status_points(state),
         }
 
 
@@ -733,6 +1125,28 @@ def _epoch_param(value: Any, name: str) -> datetime:
     return datetime.fromtimestamp(value, tz=timezone.utc)
 
 
+def _floor_hour(instant: datetime) -> datetime:
+    seconds = int(instant.timestamp())
+    return datetime.fromtimestamp(seconds - seconds % 3600, tz=timezone.utc)
+
+
+def _random_digits(length: int) -> str:
+    return "".join(str(secrets.randbelow(10)) for _ in range(length))
+
+
+def _same_digits(held: str, typed: str) -> bool:
+    """Constant-time comparison that also takes whatever a test types (non-ASCII included)."""
+    return isinstance(typed, str) and secrets.compare_digest(held.encode("utf-8"), typed.encode("utf-8"))
+
+
+def _battery_level(percent: int) -> str:
+    return "low" if percent < 20 else "medium" if percent < 60 else "high"
+
+
+def _drop_held(pin: SandboxPin) -> SandboxPin:
+    return replace(pin, held_digits=None, held_effective=None, held_invalid=None)
+
+
 def _pin_json(pin: SandboxPin) -> dict:
     return {
         "id": int(pin.password_id), "name": pin.name, "phase": pin.phase,
@@ -741,15 +1155,26 @@ def _pin_json(pin: SandboxPin) -> dict:
     }
 
 
-def _pin_record(pin: SandboxPin) -> dict:
-    record = dataclasses.asdict(pin)
-    record["effective"], record["invalid"] = pin.effective.isoformat(), pin.invalid.isoformat()
-    return record
+def _record(item: SandboxPin | SandboxOfflineCode) -> dict:
+    """A PIN or offline code as JSON: its fields, instants as ISO strings."""
+    return {name: value.isoformat() if isinstance(value, datetime) else value
+            for name, value in dataclasses.asdict(item).items()}
 
 
-def _pin_from_record(record: dict) -> SandboxPin:
-    return SandboxPin(**{**record, "effective": datetime.fromisoformat(record["effective"]),
-                         "invalid": datetime.fromisoformat(record["invalid"])})
+_INSTANT_FIELDS = frozenset({"effective", "invalid", "held_effective", "held_invalid", "used_at",
+                             "first_used_at", "cleared_at"})
+
+
+def _from_record(kind: type, record: dict) -> Any:
+    """The inverse of :func:`_record`; keys the dataclass does not know are refused (a corrupt file)."""
+    return kind(**{name: _aware(datetime.fromisoformat(value)) if name in _INSTANT_FIELDS and value is not None
+                   else value for name, value in record.items()})
+
+
+def _aware(instant: datetime) -> datetime:
+    if instant.tzinfo is None or instant.utcoffset() is None:
+        raise ValueError("naive instant in the state file")
+    return instant.astimezone(timezone.utc)
 
 
 def _require_aware(instant: datetime) -> None:

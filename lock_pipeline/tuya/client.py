@@ -3,7 +3,9 @@
 Signed HTTPS calls (post-2021 algorithm, see :mod:`lock_pipeline.tuya.signing`) with a timeout
 on every call, a cached access token that is refreshed before it expires, bounded retries
 with exponential backoff on throttling / 5xx / timeouts / connection errors, and the
-password-ticket flow for temporary PINs.
+password-ticket flow for temporary PINs (create, and modify-password to move a PIN's window
+without changing its digits), offline temporary passwords (computed by the cloud for the lock,
+so the lock need not be online), and device status data points (battery).
 
 Why the transport is our own (httpx) and not ``tinytuya.Cloud``: tinytuya calls ``requests``
 with no timeout (a hung cloud call would hang a Dagster run forever), builds
@@ -33,7 +35,7 @@ import uuid
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import IntEnum
-from typing import Any, Mapping
+from typing import Any, Iterable, Mapping
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -42,6 +44,7 @@ from lock_pipeline.tuya import signing
 from lock_pipeline.tuya.ticket_crypto import TicketCryptoError, decrypt_ticket_key, encrypt_pin
 
 DEVICE_LIST_PATH = "/v1.0/iot-01/associated-users/devices"
+OFFLINE_PASSWORD_PATH = "/v1.1/devices/{device_id}/door-lock/offline-temp-password"
 TOKEN_PATH = "/v1.0/token"
 _DEVICE_PAGE_SIZE = 50
 _MAX_DEVICE_PAGES = 200
@@ -68,7 +71,12 @@ class TuyaCode(IntEnum):
     CONCURRENT_REQUEST_LIMIT = 1110
     SYSTEM_BUSY = 1111
     TOO_FREQUENT = 1199
+    NAME_TOO_LONG = 1031               # offline password name over 20 characters (as public callers report)
+    DUPLICATE_NAME = 1038              # a live offline password of the lock already has this name
+    TOO_MANY_OFFLINE_PASSWORDS = 1067  # the lock's offline passwords in the period are at their maximum
     DEVICE_OFFLINE = 2001
+    # "Not support ...": a door-lock call on a device that is not a lock, and (the sandbox's choice,
+    # Tuya documents no code) a lock that refuses modify-password or has no offline passwords.
     LOCK_TYPE_NOT_SUPPORTED = 2004
     # Tuya documents no OpenAPI code for these two lock answers (only the Zigbee
     # delivery_status 4 / 5); the sandbox uses these numbers and the pipeline keys on them.
@@ -110,12 +118,45 @@ class TuyaError(Exception):
 
 
 @dataclass(frozen=True)
+class Battery:
+    """A lock's battery as it reports it: ``value`` verbatim ("87", "low"), ``kind`` "percent" or
+    "level", ``code`` the data point it came from, ``percent`` when the lock reports one."""
+
+    value: str
+    kind: str
+    code: str
+    percent: int | None
+
+
+@dataclass(frozen=True)
+class DataPoint:
+    """One device status data point (``{"code", "value"}``), value as the device reports it."""
+
+    code: str
+    value: object
+
+
+@dataclass(frozen=True)
 class TuyaDevice:
     device_id: str
     name: str
     online: bool
     category: str
     product_name: str
+    # A reading, not part of what the device is: two listings of one device compare equal while
+    # its battery drains (and constructors written before it still work).
+    battery: Battery | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class OfflinePassword:
+    """An offline temporary password: the window is what the cloud actually used (whole hours)."""
+
+    password_id: str
+    digits: str = field(repr=False)
+    name: str
+    effective: datetime
+    invalid: datetime
 
 
 @dataclass(frozen=True)
@@ -222,6 +263,14 @@ class TuyaClient:
         path = _device_path(device_id)
         return _parse_device(self._call("GET", path), "GET", path)
 
+    def get_status(self, device_id: str) -> list[DataPoint]:
+        """The device's status data points; entries that are not ``{code: str, value}`` are skipped."""
+        path = f"{_device_path(device_id)}/status"
+        result = self._call("GET", path)
+        if not isinstance(result, list):
+            raise _malformed("GET", path, "status is not a list")
+        return _data_points(result)
+
     # -- temporary passwords ---------------------------------------------------------------
 
     def list_temp_passwords(self, device_id: str, *, valid_only: bool = True) -> list[TempPassword]:
@@ -245,26 +294,14 @@ class TuyaClient:
         an ambiguous failure (timeout, 5xx) the error says so and the caller must look for the
         PIN by name before creating another.
         """
-        if not (isinstance(pin, str) and pin.isascii() and pin.isdigit()):
-            raise ValueError("a PIN is ASCII digits only")
-        start, end = _epoch_seconds(effective, "effective"), _epoch_seconds(invalid, "invalid")
-        if end <= start:
-            raise ValueError("invalid must be after effective")
+        start, end = _pin_window(pin, effective, invalid)
         base = _device_path(device_id)
-        ticket_path = f"{base}/door-lock/password-ticket"
-        ticket = self._call("POST", ticket_path)
-        if not isinstance(ticket, dict) or not ticket.get("ticket_id") or not isinstance(ticket.get("ticket_key"), str):
-            raise _malformed("POST", ticket_path, "ticket answer lacks ticket_id / ticket_key")
-        try:
-            password = encrypt_pin(pin, decrypt_ticket_key(ticket["ticket_key"], self._access_secret))
-        except TicketCryptoError:
-            raise TuyaError(None, "ticket_key does not decrypt with the access secret (wrong TUYA_ACCESS_SECRET?)",
-                            ticket_path, method="POST") from None
+        ticket_id, password = self._encrypt_under_ticket(base, pin)
         payload: dict[str, Any] = {
             "name": name,
             "password": password,
             "password_type": "ticket",
-            "ticket_id": str(ticket["ticket_id"]),
+            "ticket_id": ticket_id,
             "effective_time": start,
             "invalid_time": end,
             "type": 1 if single_use else 0,
@@ -278,6 +315,66 @@ class TuyaClient:
             raise _malformed("POST", create_path, "create answer has no password id")
         return str(password_id)
 
+    def modify_temp_password(self, device_id: str, password_id: str, *, pin: str, name: str, effective: datetime,
+                             invalid: datetime, time_zone: str | None = None) -> None:
+        """Move an existing PIN to [effective, invalid), keeping its digits (``pin``, sent again
+        encrypted under a fresh ticket, as the API requires).
+
+        On an offline lock the cloud takes the change at once (phase 1) and the lock gets it when
+        it wakes. Like a create it is resent only when the cloud provably did not act on it; after
+        an ambiguous failure the error says it may have been applied, and the caller re-reads the
+        PIN (``get_temp_password``) to see whether the window already moved. A lock that refuses
+        modify answers ``TuyaCode.LOCK_TYPE_NOT_SUPPORTED`` (2004): create-then-revoke instead.
+        """
+        start, end = _pin_window(pin, effective, invalid)
+        base = _device_path(device_id)
+        path = f"{base}/door-lock/temp-passwords/{_safe_id(password_id, 'password_id')}/modify-password"
+        ticket_id, password = self._encrypt_under_ticket(base, pin)
+        payload: dict[str, Any] = {
+            "name": name,
+            "password": password,
+            "password_type": "ticket",
+            "ticket_id": ticket_id,
+            "effective_time": start,
+            "invalid_time": end,
+        }
+        if time_zone:
+            payload["time_zone"] = time_zone
+        result = self._call("PUT", path, payload=payload, idempotent=False, require_result=False,
+                            ambiguous_hint="re-read the PIN to see whether its window changed before repeating")
+        if result is False:
+            raise _malformed("PUT", path, "modify answered success with result false")
+
+    def create_offline_password(self, device_id: str, *, name: str, effective: datetime,
+                                invalid: datetime) -> OfflinePassword:
+        """An offline temporary password (``multiple``: many uses) for [effective, invalid).
+
+        The cloud computes it for the lock, which checks it itself: the lock need not be online.
+        The cloud rounds both times down to the whole hour and answers the window it used (in
+        the result); the code must be typed for the first time within 24 h of that start or it
+        never works, and it cannot be deleted remotely (only a clearing code typed at the lock,
+        see :meth:`clear_offline_password`, or its end time stops it). Not resent after an
+        ambiguous failure: it creates something.
+        """
+        start, end = _epoch_seconds(effective, "effective"), _epoch_seconds(invalid, "invalid")
+        if end <= start:
+            raise ValueError("invalid must be after effective")
+        path = OFFLINE_PASSWORD_PATH.format(device_id=_safe_id(device_id, "device_id"))
+        payload = {"name": name, "effective_time": start, "invalid_time": end, "type": "multiple"}
+        result = self._call("POST", path, payload=payload, idempotent=False)
+        return _parse_offline_password(result, name, "POST", path)
+
+    def clear_offline_password(self, device_id: str, password_id: str, name: str) -> str:
+        """Digits that, typed at the lock, clear the offline password ``password_id`` (``clear_one``).
+
+        Resent like a read after an ambiguous failure: a second clearing code for the same
+        password only ever takes access away.
+        """
+        path = OFFLINE_PASSWORD_PATH.format(device_id=_safe_id(device_id, "device_id"))
+        payload = {"name": name, "type": "clear_one", "password_id": _safe_id(password_id, "password_id")}
+        result = self._call("POST", path, payload=payload)
+        return _offline_digits(result, "POST", path)[1]
+
     def delete_temp_password(self, device_id: str, password_id: str) -> None:
         """Delete (or, on an offline lock, schedule deletion of) one temp password.
 
@@ -287,11 +384,25 @@ class TuyaClient:
         path = f"{_device_path(device_id)}/door-lock/temp-passwords/{_safe_id(password_id, 'password_id')}"
         self._call("DELETE", path, require_result=False, absent_after_ambiguous_ok=True)
 
+    def _encrypt_under_ticket(self, base: str, pin: str) -> tuple[str, str]:
+        """Fetch a one-time ticket and encrypt ``pin`` under its key: (ticket_id, password hex)."""
+        ticket_path = f"{base}/door-lock/password-ticket"
+        ticket = self._call("POST", ticket_path)
+        if not isinstance(ticket, dict) or not ticket.get("ticket_id") or not isinstance(ticket.get("ticket_key"), str):
+            raise _malformed("POST", ticket_path, "ticket answer lacks ticket_id / ticket_key")
+        try:
+            password = encrypt_pin(pin, decrypt_ticket_key(ticket["ticket_key"], self._access_secret))
+        except TicketCryptoError:
+            raise TuyaError(None, "ticket_key does not decrypt with the access secret (wrong TUYA_ACCESS_SECRET?)",
+                            ticket_path, method="POST") from None
+        return str(ticket["ticket_id"]), password
+
     # -- transport -------------------------------------------------------------------------
 
     def _call(self, method: str, path: str, *, query: Mapping[str, str] | None = None,
               payload: Any = None, auth: bool = True, idempotent: bool = True, require_result: bool = True,
-              absent_after_ambiguous_ok: bool = False, shown_path: str | None = None) -> Any:
+              absent_after_ambiguous_ok: bool = False, shown_path: str | None = None,
+              ambiguous_hint: str = "look for it before repeating") -> Any:
         """One logical call: sign, send, read the body, retry what may succeed, raise TuyaError otherwise."""
         shown = shown_path or path
         body = b"" if payload is None else json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
@@ -320,7 +431,7 @@ class TuyaClient:
             if error.code == TuyaCode.DEVICE_OFFLINE or not error.retryable:
                 raise error  # 2001 is the caller's call (it may wait for the lock); the rest will not change
             if not may_resend:
-                raise _with_msg(error, f"{error.msg}; the request may have been applied, look for it before repeating")
+                raise _with_msg(error, f"{error.msg}; the request may have been applied, {ambiguous_hint}")
             if failures >= self._max_attempts:
                 raise _with_msg(error, f"{error.msg} (gave up after {failures} attempts)")
             time.sleep(self._backoff(failures))
@@ -447,13 +558,90 @@ def _token_from(result: Any, path: str) -> _Token:
 def _parse_device(raw: Any, method: str, path: str) -> TuyaDevice:
     if not isinstance(raw, dict) or not isinstance(raw.get("id"), str) or not raw["id"]:
         raise _malformed(method, path, "device entry without an id")
+    status = raw.get("status")
     return TuyaDevice(
         device_id=raw["id"],
         name=str(raw.get("name") or ""),
         online=raw.get("online") is True,
         category=str(raw.get("category") or ""),
         product_name=str(raw.get("product_name") or ""),
+        battery=battery_from_status(_data_points(status)) if isinstance(status, list) else None,
     )
+
+
+PERCENT_BATTERY_CODES = ("residual_electricity", "battery_percentage", "va_battery")
+LEVEL_BATTERY_CODES = ("battery_state",)
+
+
+def _data_points(raw: list) -> list[DataPoint]:
+    """Status entries as data points; an entry without a string ``code`` is skipped, never an error."""
+    return [DataPoint(code=entry["code"], value=entry.get("value")) for entry in raw
+            if isinstance(entry, dict) and isinstance(entry.get("code"), str) and entry["code"]]
+
+
+def battery_from_status(points: Iterable[DataPoint | Mapping[str, Any]]) -> Battery | None:
+    """The battery among a device's data points, or None when it reports none we understand.
+
+    Percent codes (``residual_electricity``, ``battery_percentage``, ``va_battery``: an integer
+    0..100, or such a number as a string) win over a level (``battery_state``: a short word such
+    as high / medium / low, kept as reported). Anything else is ignored, never an exception.
+    """
+    level: Battery | None = None
+    for point in points:
+        if isinstance(point, Mapping) and isinstance(point.get("code"), str):
+            point = DataPoint(code=point["code"], value=point.get("value"))
+        if not isinstance(point, DataPoint):
+            continue
+        if point.code in PERCENT_BATTERY_CODES:
+            percent = _as_int(point.value)
+            if percent is not None and 0 <= percent <= 100:
+                return Battery(value=str(percent), kind="percent", code=point.code, percent=percent)
+        elif point.code in LEVEL_BATTERY_CODES and level is None and isinstance(point.value, str):
+            word = _clean_message(point.value)[:20]
+            if word:
+                level = Battery(value=word, kind="level", code=point.code, percent=None)
+    return level
+
+
+def _offline_digits(raw: Any, method: str, path: str) -> tuple[str, str]:
+    """(id, digits) of an offline-temp-password answer; the digits never appear in an error."""
+    if not isinstance(raw, dict):
+        raise _malformed(method, path, "offline password answer is not an object")
+    password_id = raw.get("offline_temp_password_id")
+    if password_id in (None, "") or not isinstance(password_id, (int, str)) or isinstance(password_id, bool):
+        raise _malformed(method, path, "offline password answer has no offline_temp_password_id")
+    digits = raw.get("offline_temp_password")
+    if not (isinstance(digits, str) and digits.isascii() and digits.isdigit()):
+        # An integer would have lost any leading zeros: only a string of digits is trusted.
+        raise _malformed(method, path, "offline_temp_password is missing or not a string of digits")
+    return str(password_id), digits
+
+
+def _parse_offline_password(raw: Any, sent_name: str, method: str, path: str) -> OfflinePassword:
+    """An offline password answer; the window is the one the cloud reports it used (s or ms)."""
+    password_id, digits = _offline_digits(raw, method, path)
+    effective, invalid = _as_int(raw.get("effective_time")), _as_int(raw.get("invalid_time"))
+    if effective is None or invalid is None:
+        raise _malformed(method, path, "offline password answer without effective_time / invalid_time")
+    start, end = _from_epoch(effective), _from_epoch(invalid)
+    if end <= start:
+        raise _malformed(method, path, "offline password answer's invalid_time is not after its effective_time")
+    name = raw.get("offline_temp_password_name")
+    return OfflinePassword(password_id=password_id, digits=digits,
+                           name=name if isinstance(name, str) and name else sent_name, effective=start, invalid=end)
+
+
+_PIN_LENGTH_MESSAGE = re.compile(r"exactly (\d{1,2}) digits")
+
+
+def pin_length_from_error(error: TuyaError) -> int | None:
+    """The PIN length a lock takes, when a refusal (1109) names it, as the sandbox does
+    ("password must be exactly 7 digits on this lock"); None otherwise. The real cloud's
+    wording is not documented: None there means "unknown", not "any length"."""
+    if error.code != TuyaCode.PARAM_ILLEGAL:
+        return None
+    match = _PIN_LENGTH_MESSAGE.search(error.msg)
+    return int(match.group(1)) if match else None
 
 
 def _parse_temp_password(raw: Any, method: str, path: str) -> TempPassword:
@@ -476,6 +664,16 @@ def _from_epoch(value: int) -> datetime:
     """Tuya documents seconds; tolerate a millisecond value rather than land in the year 50000."""
     seconds = value / 1000 if value > 10**11 else value
     return datetime.fromtimestamp(seconds, tz=timezone.utc)
+
+
+def _pin_window(pin: str, effective: datetime, invalid: datetime) -> tuple[int, int]:
+    """Check a PIN and its window before any call: (effective, invalid) in epoch seconds."""
+    if not (isinstance(pin, str) and pin.isascii() and pin.isdigit()):
+        raise ValueError("a PIN is ASCII digits only")
+    start, end = _epoch_seconds(effective, "effective"), _epoch_seconds(invalid, "invalid")
+    if end <= start:
+        raise ValueError("invalid must be after effective")
+    return start, end
 
 
 def _epoch_seconds(instant: datetime, name: str) -> int:
