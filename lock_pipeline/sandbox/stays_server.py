@@ -124,6 +124,14 @@ class StaysSandbox:
     the seed given here never fires any. ``deliver(url, headers, body) -> HTTP status`` replaces
     the default httpx POST, so an in-process simulator can take deliveries without a network
     server. ``clock`` stamps ``_dt`` and the creation date of stays booked through ``/_sandbox``.
+
+    Delivery is asynchronous (a queue and one background thread; a data operation never waits
+    on the network) and in order. Each event gets ``webhook_attempts`` tries with a
+    ``webhook_timeout`` each, retrying a non-2xx answer or a connection error after
+    ``webhook_backoff`` s, then twice that. The real Stays' retry policy is not published: these
+    numbers are an assumption, there so receivers get tested against retries at all. Also
+    assumed, not documented: a save that changes nothing fires nothing, a write through the API
+    (PATCH) fires like any other change, and a new ``_idclient`` fires ``client.created``.
     """
 
     def __init__(self, seed: Seed | None = None, *, client_id: str = "sandbox-client",
