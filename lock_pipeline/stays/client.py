@@ -4,19 +4,24 @@ It returns raw items and leaves parsing to :mod:`lock_pipeline.stays.records`, o
 a time, so one bad record is quarantined instead of failing a whole page. Anything wrong with
 the answer as a whole (an outage, a page that is not a JSON array, refused credentials) raises
 :class:`StaysError`, and the caller treats that as "Stays said nothing": nothing changes.
+
+Writes (a reservation's ``internalNote`` and app custom fields, creating a custom field) follow
+the reference's "Writing to a reservation". An account whose API client may not write answers
+403 or 404: that raises :class:`StaysWriteRefused`, one clear error a person can act on.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
+import re
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date
-from typing import Iterator, Sequence
+from typing import Iterator, Mapping, Sequence
 from urllib.parse import quote
 
 import httpx
@@ -31,6 +36,9 @@ RETRY_AFTER_CAP_SECONDS = 60.0
 # A server that ignores `skip` answers full pages forever; stop long before that hurts.
 MAX_PAGES = 100_000  # 2 million rows: far above any account, still stops a server that never ends
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+CUSTOM_FIELD_TYPES = ("text", "integer", "number", "link")
+CUSTOM_FIELD_VISIBILITIES = ("public", "hidden")
+INTERNAL_NAME_PATTERN = re.compile(r"^[A-Za-z][A-Za-z0-9_]+$")
 _BODY_EXCERPT_CHARS = 200
 
 
@@ -46,7 +54,15 @@ class StaysError(Exception):
 
 
 class StaysNotFound(StaysError):
-    """The single reservation asked for does not exist (HTTP 404)."""
+    """The single reservation or listing asked for does not exist (HTTP 404)."""
+
+
+class StaysWriteRefused(StaysError):
+    """Stays refused a write with 403 or 404: this account's API client may not write.
+
+    ``status`` says which. Not retried; it needs a person (grant write in Stays > App Center >
+    API, or switch write-back off), so callers raise one alert, not one per reservation.
+    """
 
 
 @dataclass
@@ -139,6 +155,102 @@ class StaysClient:
             raise ValueError("a reservation _id or short code is required")
         return self._get_json(f"booking/reservations/{quote(id_or_code.strip(), safe='')}", [])
 
+    def get_listing(self, id_or_code: str) -> object:
+        """One listing by its ``_id`` or short id; :class:`StaysNotFound` when there is none."""
+        if not id_or_code or not id_or_code.strip():
+            raise ValueError("a listing _id or short id is required")
+        return self._get_json(f"content/listings/{quote(id_or_code.strip(), safe='')}", [])
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def list_custom_fields(self, target: str = "reservation") -> list[dict]:
+        """The app's custom fields for ``target`` (each with ``_idfield``, ``type``, ``internalName``,
+        ``_msname``, ``visibility``)."""
+        if not target or not target.strip():
+            raise ValueError("a custom field target (e.g. 'reservation') is required")
+        path = "settings/app/custom-fields"
+        body = self._get_json(path, [("target", target.strip())])
+        if not isinstance(body, list) or not all(isinstance(item, dict) for item in body):
+            raise StaysError(f"GET /{path}: answer is not a JSON array of objects", path=f"/{path}")
+        return body
+
+    def create_custom_field(self, *, internal_name: str, name: str, field_type: str = "text",
+                            visibility: str = "hidden", target: str = "reservation") -> dict:
+        """Create an app custom field; ``name`` is what people see (sent as ``_msname.pt_BR``).
+
+        Not idempotent, so retried only when the request provably never reached Stays (the
+        connection could not be made). After a timeout or a 5xx it may have been created: the
+        error says so, and the caller should list the fields before trying again. A field of that
+        name that already exists is a :class:`StaysError` with ``status`` 409 (the sandbox's answer;
+        what the real Stays answers is not documented).
+        """
+        if not isinstance(internal_name, str) or not INTERNAL_NAME_PATTERN.match(internal_name):
+            raise ValueError(f"internal_name {internal_name!r} must match {INTERNAL_NAME_PATTERN.pattern}")
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError("name (what people see) must be a non-empty string")
+        if field_type not in CUSTOM_FIELD_TYPES:
+            raise ValueError(f"field_type {field_type!r} is not one of {', '.join(CUSTOM_FIELD_TYPES)}")
+        if visibility not in CUSTOM_FIELD_VISIBILITIES:
+            raise ValueError(f"visibility {visibility!r} is not one of {', '.join(CUSTOM_FIELD_VISIBILITIES)}")
+        if not target or not target.strip():
+            raise ValueError("a custom field target (e.g. 'reservation') is required")
+        path = "settings/app/custom-fields"
+        body = {"type": field_type, "internalName": internal_name, "_msname": {"pt_BR": name.strip()},
+                "visibility": visibility}
+        field = self._call("POST", path, [("target", target.strip())], where=f"POST /{path}", json_body=body,
+                           idempotent=False)
+        if not isinstance(field, dict):
+            raise StaysError(f"POST /{path}: answer is not the created field (a JSON object)", path=f"/{path}")
+        return field
+
+    def update_reservation(self, reservation_id: str, *, stays_type: str,
+                           custom_fields: Mapping[str, str] | None = None,
+                           internal_note: str | None = None) -> object:
+        """PATCH a reservation's app custom fields (``_idfield`` -> value; "" clears one) and/or its
+        internal note. Returns the updated reservation as Stays answers it.
+
+        ``stays_type`` is always sent: Stays chooses the body by it, and a reservation sent with
+        another type than its own CHANGES type, so pass the type just read from Stays. The same
+        body gives the same result, so it is retried like a GET. A reservation that does not exist
+        is :class:`StaysNotFound`; a refused write is :class:`StaysWriteRefused`.
+
+        ``reservation_id`` is best the ``_id`` (the short code and partner code also work): a 404
+        is checked with a GET, and GET is documented for ``_id`` and short code only.
+        """
+        if not isinstance(reservation_id, str) or not reservation_id.strip():
+            raise ValueError("a reservation _id, short code or partner code is required")
+        if stays_type not in RESERVATION_TYPES:
+            raise ValueError(f"stays_type {stays_type!r} is not one of {', '.join(RESERVATION_TYPES)}; send the "
+                             "reservation's current type or Stays changes it")
+        body: dict[str, object] = {"type": stays_type}
+        if custom_fields:
+            for field_id, value in custom_fields.items():
+                if not isinstance(field_id, str) or not field_id.strip():
+                    raise ValueError("custom field ids (_idfield) must be non-empty strings")
+                if not isinstance(value, str):
+                    raise ValueError(f"the value of custom field {field_id} must be a string ('' clears it)")
+            body["appCustomFields"] = [{"_idfield": field_id, "val": value} for field_id, value in custom_fields.items()]
+        if internal_note is not None:
+            if not isinstance(internal_note, str):
+                raise ValueError("internal_note must be a string")
+            body["internalNote"] = internal_note
+        if len(body) == 1:
+            raise ValueError("nothing to write: give custom_fields and/or internal_note")
+        path = f"booking/reservations/{quote(reservation_id.strip(), safe='')}"
+        try:
+            return self._call("PATCH", path, [], where=f"PATCH /{path}", json_body=body)
+        except StaysWriteRefused as refused:
+            if refused.status != 404:
+                raise
+            # 404 is both "no such reservation" and (one public client saw it) "may not write":
+            # a GET tells them apart. Any other error of that GET propagates (nothing is known then).
+            try:
+                self.get_reservation(reservation_id)
+            except StaysNotFound:
+                raise StaysNotFound(f"PATCH /{path}: HTTP 404, no such reservation (a GET agrees)", path=f"/{path}",
+                                    status=404, attempts=refused.attempts) from None
+            raise
+
     def _all_pages(self, path: str, params: list[tuple[str, str]]) -> list[object]:
         return [item for page in self._pages(path, params) for item in page]
 
@@ -194,6 +306,16 @@ class StaysClient:
         if skip is not None:
             params = [*params, ("skip", str(skip)), ("limit", str(self.page_size))]
         where = f"GET /{path}" + (f" skip={skip}" if skip is not None else "")
+        return self._call("GET", path, params, where=where)
+
+    def _call(self, method: str, path: str, params: list[tuple[str, str]], *, where: str,
+              json_body: object = None, idempotent: bool = True) -> object:
+        """One request with a timeout and bounded retries.
+
+        An idempotent request (GET, and a PATCH that sets values) is retried on timeouts,
+        connection errors, 5xx and 429. A request that is not (a POST that creates) is retried
+        only when it provably never reached Stays: the connection could not be made.
+        """
         last: _Retryable | None = None
         for attempt in range(1, self.max_attempts + 1):
             if last is not None:
@@ -201,19 +323,35 @@ class StaysClient:
                 time.sleep(self._delay(attempt - 1, last.retry_after))
             self._count(requests=1)
             try:
-                response = self._http.get(path, params=params)
-                return self._answer(where, path, response, attempt)
+                response = self._http.request(method, path, params=params, json=json_body)
+                return self._answer(where, path, response, attempt, method=method)
             except _Retryable as retryable:
                 last = retryable
+                if not idempotent:
+                    raise self._maybe_done(where, path, retryable.detail, retryable.status, attempt) from None
+            except (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout) as error:
+                # Never sent: safe to retry whatever the method.
+                last = _Retryable(f"connection failed ({type(error).__name__}: {self._redact(str(error))})")
             except httpx.TimeoutException:
                 last = _Retryable(f"timed out after {self.timeout:g} s")
+                if not idempotent:
+                    raise self._maybe_done(where, path, last.detail, None, attempt) from None
             except httpx.TransportError as error:
                 last = _Retryable(f"connection failed ({type(error).__name__}: {self._redact(str(error))})")
+                if not idempotent:
+                    raise self._maybe_done(where, path, last.detail, None, attempt) from None
         assert last is not None
         raise StaysError(f"{where}: gave up after {self.max_attempts} attempt(s): {last.detail}",
                          path=f"/{path}", status=last.status, attempts=self.max_attempts)
 
-    def _answer(self, where: str, path: str, response: httpx.Response, attempt: int) -> object:
+    @staticmethod
+    def _maybe_done(where: str, path: str, detail: str, status: int | None, attempt: int) -> StaysError:
+        return StaysError(f"{where}: {detail}; not retried, because the request may have reached Stays and "
+                          "taken effect: check (list) before trying again", path=f"/{path}", status=status,
+                          attempts=attempt)
+
+    def _answer(self, where: str, path: str, response: httpx.Response, attempt: int, *,
+                method: str = "GET") -> object:
         status = response.status_code
         if status in _RETRY_STATUSES:
             retry_after = _retry_after_seconds(response.headers.get("Retry-After")) if status in (429, 503) else None
@@ -221,15 +359,23 @@ class StaysClient:
         if status == 401:
             raise StaysError(f"{where}: HTTP 401, Stays refused the API credentials; check STAYS_CLIENT_ID "
                              "and STAYS_CLIENT_SECRET", path=f"/{path}", status=status, attempts=attempt)
+        if method != "GET" and status in (403, 404):
+            raise StaysWriteRefused(
+                f"{where}: HTTP {status}, Stays refused the write: this account's API client may not write. "
+                "Grant it write access in Stays > App Center > API, or switch write-back off",
+                path=f"/{path}", status=status, attempts=attempt)
         if status == 403:
             raise StaysError(f"{where}: HTTP 403, the API client may not read this endpoint; grant it in "
                              "Stays > App Center > API", path=f"/{path}", status=status, attempts=attempt)
-        if status == 404 and path.startswith("booking/reservations/"):
-            raise StaysNotFound(f"{where}: HTTP 404, no such reservation", path=f"/{path}", status=status,
+        if status == 404 and path.startswith(("booking/reservations/", "content/listings/")):
+            what = "reservation" if path.startswith("booking/") else "listing"
+            raise StaysNotFound(f"{where}: HTTP 404, no such {what}", path=f"/{path}", status=status,
                                 attempts=attempt)
         if not 200 <= status < 300:
             raise StaysError(f"{where}: HTTP {status}: {self._excerpt(response.text)}", path=f"/{path}",
                              status=status, attempts=attempt)
+        if method != "GET" and not response.content.strip():
+            return None  # a write that answers without a body (e.g. 204) still succeeded
         try:
             return response.json()
         except ValueError:
