@@ -20,7 +20,7 @@ from lock_pipeline.cli import main
 from lock_pipeline.sandbox.seed import hex_id, reservation_record
 from lock_pipeline.sandbox.tuya_cloud import _fail, _ok, _Reply
 from lock_pipeline.settings import SettingsError, load_settings
-from lock_pipeline.simulation.driver import STAYS_CLIENT_ID, fast_step_retries, run_sync, simulation_definitions
+from lock_pipeline.simulation.driver import STAYS_CLIENT_ID, run_sync, simulation_definitions
 from lock_pipeline.simulation.season import PostgresFault
 from lock_pipeline_tests.harness import Harness, World, local
 from lock_pipeline_tests.helpers import make_settings
@@ -46,9 +46,10 @@ def h(database_url, tmp_path):
 
 
 @pytest.fixture
-def fast_retries():
-    with fast_step_retries():
-        yield
+def fast_retries(h):
+    h.use_step_retry_delay(0.02)
+    yield
+    h.use_step_retry_delay(None)
 
 
 def snapshot(h: Harness) -> dict:

@@ -21,6 +21,7 @@ from dagster import (
     DynamicOut,
     DynamicOutput,
     Failure,
+    JobDefinition,
     MaterializeResult,
     MetadataValue,
     OpExecutionContext,
@@ -56,7 +57,8 @@ from lock_pipeline.vocabulary import ACTION_ORDER, ActionKind, CodeState, RunKin
 
 # As the seed: 3 retries after 2 s, 4 s, 8 s. Then the code is `failed`, retried on a bounded
 # schedule (access/planning.py RETRY_DELAYS), and a person can reprocess it.
-PIN_RETRY_POLICY = RetryPolicy(max_retries=3, delay=2, backoff=Backoff.EXPONENTIAL)
+PIN_STEP_RETRIES = 3
+PIN_RETRY_POLICY = RetryPolicy(max_retries=PIN_STEP_RETRIES, delay=2, backoff=Backoff.EXPONENTIAL)
 SINGLE_ACTION_RUNS_UP_TO = 10  # below this, one run per action: the cleanest audit trail
 CURSOR_MEMORY = timedelta(minutes=30)
 
@@ -86,13 +88,13 @@ def planned_pin_actions(config: PinActionsConfig):
         yield DynamicOutput(action.model_dump(), mapping_key=f"{action.kind}_{_key_safe(action.reservation_code)}_{index}")
 
 
-@op(retry_policy=PIN_RETRY_POLICY, tags={RunTag.TUYA: "1"},
-    description="Generate, confirm or revoke one PIN on its lock (exactly once, audited).")
+@op(tags={RunTag.TUYA: "1"},
+    description="Generate, confirm or revoke one PIN on its lock (exactly once, audited); retried by the job's policy.")
 def perform_pin_action(context: OpExecutionContext, planned: dict, postgres: PostgresResource,
                        tuya: TuyaResource, pin_vault: PinVaultResource, clock: ClockResource,
                        settings: SettingsResource) -> str:
     action = Action.from_config(planned)
-    final_attempt = context.retry_number >= PIN_RETRY_POLICY.max_retries
+    final_attempt = context.retry_number >= PIN_STEP_RETRIES
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now,
                                   policy=settings.access_policy(), run_id=context.run_id)
@@ -100,17 +102,25 @@ def perform_pin_action(context: OpExecutionContext, planned: dict, postgres: Pos
             outcome = executor.perform(action, final_attempt=final_attempt)
         except TuyaError as error:
             context.log.warning(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {error} "
-                                f"(attempt {context.retry_number + 1} of {PIN_RETRY_POLICY.max_retries + 1})")
+                                f"(attempt {context.retry_number + 1} of {PIN_STEP_RETRIES + 1})")
             raise
     context.log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} "
                      f"({outcome.detail}){f'; Tuya password id {outcome.password_id}' if outcome.password_id else ''}")
     return str(outcome.result)
 
 
-@job(executor_def=in_process_executor, tags={RunTag.KIND: RunKind.PIN},
-     description="PIN actions planned by the access sensor; one process however many actions.")
-def pin_actions_job():
-    planned_pin_actions().map(perform_pin_action)
+def build_pin_actions_job(retry_policy: RetryPolicy = PIN_RETRY_POLICY) -> JobDefinition:
+    """The job the access sensor launches. ``retry_policy`` is the product's; a simulator whose clock does
+    not move during a run passes shorter waits (the same number of retries, or it is refused)."""
+    if retry_policy.max_retries != PIN_STEP_RETRIES:
+        raise ValueError(f"a PIN step is retried {PIN_STEP_RETRIES} times; the executor's final attempt depends on it")
+
+    @job(name="pin_actions_job", executor_def=in_process_executor, tags={RunTag.KIND: RunKind.PIN},
+         description="PIN actions planned by the access sensor; one process however many actions.")
+    def pin_actions_job():
+        planned_pin_actions().map(perform_pin_action.with_retry_policy(retry_policy))
+
+    return pin_actions_job
 
 
 class ReprocessConfig(Config):
@@ -210,7 +220,7 @@ def run_request_for(batch: list[Action], now: datetime | None = None) -> RunRequ
     )
 
 
-@sensor(job=pin_actions_job, minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
+@sensor(job_name="pin_actions_job", minimum_interval_seconds=30, default_status=DefaultSensorStatus.RUNNING,
         description="Launches PIN generate / confirm / revoke runs when they fall due (reads Postgres only).")
 def pin_actions_sensor(context: SensorEvaluationContext, postgres: PostgresResource, clock: ClockResource,
                        settings: SettingsResource):

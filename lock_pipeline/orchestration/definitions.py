@@ -2,11 +2,12 @@
 
 import os
 
-from dagster import AssetSelection, Definitions, EnvVar, define_asset_job, in_process_executor
+from dagster import AssetSelection, Definitions, EnvVar, RetryPolicy, define_asset_job, in_process_executor
 
 from lock_pipeline.orchestration.access import (
+    PIN_RETRY_POLICY,
+    build_pin_actions_job,
     lock_pin_audit,
-    pin_actions_job,
     pin_actions_sensor,
     record_failed_runs,
     reprocess_stay_job,
@@ -63,7 +64,10 @@ def default_resources(settings: Settings) -> dict[str, object]:
     }
 
 
-def build_definitions(settings: Settings, resources: dict[str, object] | None = None) -> Definitions:
+def build_definitions(settings: Settings, resources: dict[str, object] | None = None, *,
+                      pin_retry_policy: RetryPolicy = PIN_RETRY_POLICY) -> Definitions:
+    """The pipeline. ``resources`` replace the real ones (tests, simulator); ``pin_retry_policy`` too
+    (a simulator on a controlled clock shortens the waits between a PIN step's retries)."""
     arrival_months = arrival_month_partitions(settings.timezone, settings.sync_days_ahead)
     stays_assets = build_stays_assets(arrival_months)
     sync_job = define_asset_job(
@@ -77,7 +81,7 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
     return Definitions(
         assets=[*stays_assets, tuya_locks, accommodation_lock_mappings, lock_pin_audit],
         asset_checks=[*MAPPING_CHECKS],
-        jobs=[sync_job, mapping_decision_job, pin_actions_job, reprocess_stay_job],
+        jobs=[sync_job, mapping_decision_job, build_pin_actions_job(pin_retry_policy), reprocess_stay_job],
         sensors=[pin_actions_sensor, record_failed_runs],
         schedules=[build_sync_schedule(sync_job, settings.timezone)],
         resources=resources if resources is not None else default_resources(settings),

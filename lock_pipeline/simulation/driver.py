@@ -12,8 +12,6 @@ Used by the season simulator (lock_pipeline/simulation/season.py) and by the tes
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -23,6 +21,7 @@ from sqlalchemy import text
 
 from lock_pipeline.access.pins import PinVault
 from lock_pipeline.clock import FileClock
+from lock_pipeline.orchestration.access import PIN_RETRY_POLICY
 from lock_pipeline.orchestration.dagster_internals import RUN_KEY_TAG, SENSOR_NAME_TAG, partition_range_tags
 from lock_pipeline.orchestration.definitions import build_definitions
 from lock_pipeline.orchestration.partitions import months_covering
@@ -50,7 +49,7 @@ _SILENT.disabled = True
 def simulation_definitions(database_url: str, *, stays: StaysSandbox | None, tuya: TuyaSandbox | None,
                            clock: ClockResource, pin_key: str, settings: Settings,
                            stays_timeout: float = 2.0, tuya_timeout: float = 2.0,
-                           extra: dict | None = None) -> Definitions:
+                           extra: dict | None = None, step_retry_delay: float | None = None) -> Definitions:
     """The real Definitions, with resources pointed at the sandboxes and the simulated clock."""
     resources: dict[str, object] = {
         "postgres": PostgresResource(url=database_url),
@@ -67,7 +66,9 @@ def simulation_definitions(database_url: str, *, stays: StaysSandbox | None, tuy
                                          access_secret=tuya.access_secret, ca_bundle=tuya.ca_cert_path,
                                          timeout_seconds=tuya_timeout, backoff_seconds=0.01)
     resources.update(extra or {})
-    return build_definitions(settings, resources=resources)
+    if step_retry_delay is None:
+        return build_definitions(settings, resources=resources)
+    return build_definitions(settings, resources=resources, pin_retry_policy=fast_retry_policy(step_retry_delay))
 
 
 def run_sync(defs: Definitions, *, now: datetime, instance: DagsterInstance, raise_on_error: bool = False,
@@ -83,22 +84,13 @@ def run_sync(defs: Definitions, *, now: datetime, instance: DagsterInstance, rai
     )
 
 
-@contextmanager
-def fast_step_retries(delay_seconds: float = 0.02) -> Iterator[None]:
-    """Shorten the wall-clock wait of the PIN step's RetryPolicy (same count and backoff shape).
+def fast_retry_policy(delay_seconds: float = 0.02) -> RetryPolicy:
+    """The PIN step's retry policy with shorter waits (same count and backoff shape).
 
     Simulated time does not pass during a run, so the product's 2 s / 4 s / 8 s waits only cost
     wall-clock time here; the number of attempts and what each attempt does are unchanged.
     """
-    from lock_pipeline.orchestration.access import PIN_RETRY_POLICY, perform_pin_action
-
-    original = perform_pin_action._retry_policy
-    perform_pin_action._retry_policy = RetryPolicy(max_retries=PIN_RETRY_POLICY.max_retries, delay=delay_seconds,
-                                                   backoff=Backoff.EXPONENTIAL)
-    try:
-        yield
-    finally:
-        perform_pin_action._retry_policy = original
+    return RetryPolicy(max_retries=PIN_RETRY_POLICY.max_retries, delay=delay_seconds, backoff=Backoff.EXPONENTIAL)
 
 
 class PipelineDriver:
@@ -107,7 +99,8 @@ class PipelineDriver:
     def __init__(self, database_url: str, seed: Seed, workdir: Path, start: datetime, *,
                  instance: DagsterInstance | None = None, pin_key: str | None = None,
                  settings: Settings | None = None, max_pins_per_lock: int = 50, stays_timeout: float = 2.0,
-                 tuya_timeout: float = 2.0, quiet: bool = False, keep_runs: bool = True) -> None:
+                 tuya_timeout: float = 2.0, quiet: bool = False, keep_runs: bool = True,
+                 step_retry_delay: float | None = None) -> None:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url
@@ -121,10 +114,8 @@ class PipelineDriver:
         except BaseException:
             self.stays.stop()
             raise
-        self.defs = simulation_definitions(database_url, stays=self.stays, tuya=self.tuya,
-                                           clock=ClockResource(clock_file=str(self.clock.path)),
-                                           pin_key=self.pin_key, settings=self.settings,
-                                           stays_timeout=stays_timeout, tuya_timeout=tuya_timeout)
+        self._timeouts = (stays_timeout, tuya_timeout)
+        self.use_step_retry_delay(step_retry_delay)
         self.engine = engine_for(database_url)
         self._own_instance = instance is None
         self.instance = instance or DagsterInstance.ephemeral()
@@ -137,6 +128,14 @@ class PipelineDriver:
         self.skipped_spent_keys = 0
         self.launched_runs = 0
         self.failures_not_recorded = 0
+
+    def use_step_retry_delay(self, seconds: float | None) -> None:
+        """(Re)build the pipeline's Definitions; ``seconds`` shortens the waits between a PIN step's retries."""
+        self.defs = simulation_definitions(self.database_url, stays=self.stays, tuya=self.tuya,
+                                           clock=ClockResource(clock_file=str(self.clock.path)),
+                                           pin_key=self.pin_key, settings=self.settings,
+                                           stays_timeout=self._timeouts[0], tuya_timeout=self._timeouts[1],
+                                           step_retry_delay=seconds)
 
     def close(self) -> None:
         self.stays.stop()

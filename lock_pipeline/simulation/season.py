@@ -48,7 +48,7 @@ from lock_pipeline import checkpoints
 from lock_pipeline.access.pins import LABEL_PREFIX
 from lock_pipeline.sandbox.seed import Seed, SeedLock, hex_id, listing_record, reservation_record, tuya_device_id
 from lock_pipeline.settings import load_settings
-from lock_pipeline.simulation.driver import PipelineDriver, fast_step_retries
+from lock_pipeline.simulation.driver import PipelineDriver
 from lock_pipeline.storage.database import sqlalchemy_url
 
 TIMEZONE = "America/Sao_Paulo"
@@ -817,12 +817,11 @@ class Season:
         with ExitStack() as stack:
             driver = PipelineDriver(self.database_url, self.plan.seed, self.workdir, config.begin, settings=settings,
                                     stays_timeout=config.stays_timeout, tuya_timeout=config.tuya_timeout,
-                                    quiet=True, keep_runs=False)
+                                    quiet=True, keep_runs=False,
+                                    step_retry_delay=0.02 if config.fast_step_retries else None)
             stack.callback(driver.close)
             stack.callback(postgres.dispose)
             self.driver = driver
-            if config.fast_step_retries:
-                stack.enter_context(fast_step_retries())
             self.points = stack.enter_context(FaultPoints(postgres, lambda: driver.now).installed())
             events = list(self.plan.events)
             faults = list(self.plan.faults)
