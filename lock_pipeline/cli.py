@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from contextlib import ExitStack, contextmanager
 
-from lock_pipeline.settings import PROJECT_ROOT, SettingsError, load_settings, one_setting
+from lock_pipeline.settings import SettingsError, load_settings, one_setting
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -39,8 +39,25 @@ def _parser() -> argparse.ArgumentParser:
                     help="interface for the Dagster UI (default LOCK_PIPELINE_UI_HOST, else 127.0.0.1: loopback only)")
     up.set_defaults(handler=_up)
 
-    migrate = commands.add_parser("migrate", help="apply the schema files in sql/ and exit")
+    migrate = commands.add_parser("migrate", help="bring the database schema up to date and write the Dagster "
+                                                  "instance files for the production services ($DAGSTER_HOME)")
     migrate.set_defaults(handler=_migrate)
+
+    service_env = commands.add_parser("service-env", help="print the environment the production services need, as "
+                                                          "KEY=value lines (an EnvironmentFile or docker --env-file)")
+    service_env.set_defaults(handler=_service_env)
+
+    sync = commands.add_parser("sync", help="launch a sync of the whole sync window now, through the running "
+                                            "Dagster deployment (it shows in the run history)")
+    sync.set_defaults(handler=_sync)
+
+    status = commands.add_parser("status", help="last sync, next sync, daemon, schedule and sensors, and what "
+                                                "needs a person; exits 1 when something does (a health check)")
+    status.set_defaults(handler=_status)
+
+    settings = commands.add_parser("settings", help="every setting: its value here, default and meaning")
+    settings.add_argument("--markdown", action="store_true", help="the README's settings table")
+    settings.set_defaults(handler=_settings)
 
     db_url = commands.add_parser("db-url", help="print the pipeline database's URL (for psql or a BI tool)")
     db_url.set_defaults(handler=_db_url)
@@ -140,7 +157,8 @@ def _mapping(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
-    from lock_pipeline.runtime import dagster_home, prepare
+    from lock_pipeline.package_files import template_path
+    from lock_pipeline.runtime import prepare, dagster_home
 
     settings = load_settings()
     print("lock-pipeline: starting (first start installs the schema, a few seconds)...", flush=True)
@@ -153,7 +171,7 @@ def _up(args: argparse.Namespace) -> int:
         print(f"  Dagster UI: http://{args.host}:{args.port}  (Ctrl+C stops everything)", flush=True)
         dagster = subprocess.Popen(
             [sys.executable, "-m", "dagster", "dev", "-h", args.host, "-p", str(args.port),
-             "-w", str(PROJECT_ROOT / "workspace.yaml")],
+             "-w", str(template_path("workspace.yaml"))],
             env=env, cwd=env["DAGSTER_HOME"], start_new_session=True,
             # Started from a background job (nohup, `cmd &`), we inherit SIGINT ignored, and an
             # ignored signal stays ignored across exec: Dagster would never see our forwarded stop.
@@ -212,29 +230,98 @@ def _wait_for(child: subprocess.Popen, stopping: threading.Event, grace_seconds:
 
 
 def _migrate(_args: argparse.Namespace) -> int:
-    from lock_pipeline.runtime import open_database
+    from lock_pipeline.runtime import open_database, dagster_home
     from lock_pipeline.storage.database import engine_for
     from lock_pipeline.storage.migrations import apply_migrations
 
     settings = load_settings()
     with ExitStack() as stack:
         applied = apply_migrations(engine_for(open_database(settings, stack)), settings)
-    print(f"applied {applied}; views and settings refreshed" if applied else "schema up to date; views and settings refreshed")
+    home = dagster_home(settings, for_services=True)
+    print(f"schema: applied {applied}" if applied else "schema: up to date", "(views and published settings refreshed)")
+    print(f"Dagster instance files: {home}/dagster.yaml, {home}/workspace.yaml "
+          f"(code server at {settings.code_server_host}:{settings.code_server_port})")
+    return 0
+
+
+def _service_env(_args: argparse.Namespace) -> int:
+    """What the webserver, the daemon, the code server and the webhook receiver must all share."""
+    from lock_pipeline.runtime import pin_key, service_environment
+
+    settings = load_settings()
+    if settings.uses_embedded_database:
+        print("# LOCK_PIPELINE_DATABASE_URL is not set: these lines point at the embedded Postgres of "
+              f"{settings.home}, which must be running; for production set it to your server's URL")
+    url = settings.database_url or _embedded_url(settings)
+    print("# lock_pipeline services' environment (`lock-pipeline service-env`): keep this file private (chmod 600)")
+    for key, value in service_environment(settings, url, pin_key(settings)).items():
+        print(f"{key}={value}")
+    return 0
+
+
+def _sync(_args: argparse.Namespace) -> int:
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.orchestration.commands import launch_sync
+
+    settings = load_settings()
+    try:
+        run_id = launch_sync(settings.ui_host, settings.ui_port, settings, clock_from_environment().now(), trigger="cli")
+    except Exception as error:  # noqa: BLE001 - say what failed and what to do
+        print(f"could not launch the sync through the Dagster webserver at http://{settings.ui_host}:{settings.ui_port} "
+              f"({error}): is it running (lock-pipeline up, or the dagster-webserver service)?", file=sys.stderr)
+        return 1
+    print(f"sync launched: run {run_id} (Dagster UI, Runs)")
+    return 0
+
+
+def _status(_args: argparse.Namespace) -> int:
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.orchestration.commands import deployment_health
+    from lock_pipeline.status import build_status
+    from lock_pipeline.storage import admin_views
+
+    with _database() as (settings, engine), engine.connect() as conn:
+        sync = admin_views.reconciliation_status(conn)
+        attention = admin_views.attention(conn)
+    health = deployment_health(settings.ui_host, settings.ui_port)
+    report = build_status(sync, attention, health, clock_from_environment().now(), settings.timezone)
+    print(report.text())
+    return report.exit_code
+
+
+def _settings(args: argparse.Namespace) -> int:
+    from lock_pipeline.settings import setting_specs
+
+    settings = load_settings()
+    shown = settings.environment(include_secrets=True)
+    if args.markdown:
+        print("| setting | default | unit | meaning |")
+        print("| --- | --- | --- | --- |")
+        for spec in setting_specs():
+            print(f"| `{spec.env}` | {spec.default_text} | {spec.unit} | {spec.help}"
+                  f"{f' (per listing or lock: `{spec.override}`)' if spec.override else ''} |")
+        return 0
+    for spec in setting_specs():
+        value = shown.get(spec.env)
+        value = "(set, hidden)" if value and spec.secret else (value or f"(default: {spec.default_text})")
+        print(f"{spec.env}={value}\n    {spec.help}")
     return 0
 
 
 def _db_url(_args: argparse.Namespace) -> int:
     settings = load_settings()
-    if settings.database_url:
-        print(settings.database_url)
-        return 0
+    print(settings.database_url or _embedded_url(settings))
+    return 0
+
+
+def _embedded_url(settings) -> str:
+    """The embedded server's URL, starting it if needed and leaving it running."""
     from lock_pipeline.storage.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(settings.home)
     url = server.start()
     server.detach()  # leave a running server running (and do not start one that stops at once)
-    print(url.replace("postgresql+psycopg2://", "postgresql://"))
-    return 0
+    return url.replace("postgresql+psycopg2://", "postgresql://")
 
 
 def _new_pin_key(_args: argparse.Namespace) -> int:

@@ -14,7 +14,8 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lock_pipeline.settings import PROJECT_ROOT, Settings, SettingsError, is_valid_pin_key
+from lock_pipeline.package_files import template_path, template_text
+from lock_pipeline.settings import Settings, SettingsError, is_valid_pin_key
 from lock_pipeline.storage.database import engine_for, redacted, sqlalchemy_url
 from lock_pipeline.storage.embedded import EmbeddedPostgres
 from lock_pipeline.storage.migrations import apply_migrations
@@ -69,6 +70,19 @@ def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
         raise
 
 
+def service_environment(settings: Settings, database_url: str, key: str) -> dict[str, str]:
+    """Every variable the production services read, so nobody has to know their names."""
+    env = settings.environment(include_secrets=True)
+    env.update({
+        "LOCK_PIPELINE_HOME": str(settings.home),
+        "DAGSTER_HOME": str(settings.dagster_home),
+        "LOCK_PIPELINE_DATABASE_URL": database_url,
+        "LOCK_PIPELINE_DAGSTER_STORAGE_URL": sqlalchemy_url(database_url),
+        "LOCK_PIPELINE_PIN_KEY": key,
+    })
+    return dict(sorted(env.items()))
+
+
 def check_pin_key(engine, key: str) -> None:
     """Stop the start when the key cannot read the PINs already stored (a changed or mistyped key
     would otherwise fail every PIN run on a lock that holds another PIN, and every `pin show`)."""
@@ -111,11 +125,16 @@ def pin_key(settings: Settings) -> str:
     return key
 
 
-def dagster_home(settings: Settings) -> Path:
-    """DAGSTER_HOME under the data directory, holding the project's dagster.yaml."""
-    home = settings.home / "dagster"
+def dagster_home(settings: Settings, *, for_services: bool = False) -> Path:
+    """Dagster's instance directory under the data directory: the project's dagster.yaml, and for the
+    production layout a workspace.yaml that finds the code location at its gRPC server."""
+    home = settings.dagster_home
     home.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
+    shutil.copyfile(template_path("dagster.yaml"), home / "dagster.yaml")
+    if for_services:
+        workspace = template_text("workspace.grpc.yaml").format(host=settings.code_server_host,
+                                                                port=settings.code_server_port)
+        (home / "workspace.yaml").write_text(workspace, encoding="utf-8")
     return home
 
 

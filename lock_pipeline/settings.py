@@ -23,8 +23,6 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
 TUYA_REGION_HOSTS: dict[str, str] = {
     "us": "openapi.tuyaus.com",
     "us-e": "openapi-ueaz.tuyaus.com",
@@ -148,8 +146,14 @@ def _is_database_url(raw: str) -> str | None:
 
 
 def default_home() -> Path:
-    """Where data lives when LOCK_PIPELINE_HOME is not set."""
-    return PROJECT_ROOT / ".lock_pipeline"
+    """Where data lives when LOCK_PIPELINE_HOME is not set: ``./.lock_pipeline`` when run from a
+    checkout of the project, else the user's data directory (never inside the installed package)."""
+    here = Path.cwd()
+    if (here / "pyproject.toml").is_file() and (here / "lock_pipeline" / "__init__.py").is_file():
+        return here / ".lock_pipeline"
+    from platformdirs import user_data_path
+
+    return user_data_path("lock_pipeline", appauthor=False)
 
 
 @dataclass(frozen=True)
@@ -186,7 +190,8 @@ class Settings:
     """The validated settings. ``Settings()`` is every default; :func:`load_settings` reads the environment."""
 
     home: Path = _declare(None, Spec(
-        "LOCK_PIPELINE_HOME", "`./.lock_pipeline`", "directory",
+        "LOCK_PIPELINE_HOME", "`./.lock_pipeline` in a checkout, else the user data directory "
+        "(`~/.local/share/lock_pipeline` on Linux)", "directory",
         "data directory: embedded Postgres, Dagster home, the generated PIN key, sandbox lock state",
         lambda raw: Path(raw).expanduser(), render=str), factory=default_home)
     database_url: str | None = _optional_text(
@@ -224,6 +229,11 @@ class Settings:
     ui_host: str = _host("LOCK_PIPELINE_UI_HOST", "127.0.0.1", "where the Dagster UI listens (loopback by default: "
                                                                "the open-source UI has no login)")
     ui_port: int = _bounded_int("LOCK_PIPELINE_UI_PORT", 3000, 1, 65535, "port", "the Dagster UI's port")
+    code_server_host: str = _host("LOCK_PIPELINE_CODE_SERVER_HOST", "127.0.0.1",
+                                  "where the webserver and the daemon reach the code location's gRPC server "
+                                  "(production layout; `lock-pipeline migrate` writes it into workspace.yaml)")
+    code_server_port: int = _bounded_int("LOCK_PIPELINE_CODE_SERVER_PORT", 4000, 1, 65535, "port",
+                                         "the code location's gRPC port (production layout)")
     stays_sandbox_port: int = _bounded_int("LOCK_PIPELINE_STAYS_SANDBOX_PORT", 0, 0, 65535, "port",
                                            "the Stays sandbox's port on the embedded default (0: any free port)")
     tuya_sandbox_port: int = _bounded_int("LOCK_PIPELINE_TUYA_SANDBOX_PORT", 0, 0, 65535, "port",
@@ -234,6 +244,11 @@ class Settings:
     @property
     def uses_embedded_database(self) -> bool:
         return self.database_url is None
+
+    @property
+    def dagster_home(self) -> Path:
+        """Dagster's instance directory (dagster.yaml, workspace.yaml, compute logs): under the data directory."""
+        return self.home / "dagster"
 
     @property
     def access_lead(self) -> timedelta:

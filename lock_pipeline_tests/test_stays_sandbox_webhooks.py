@@ -296,26 +296,25 @@ def test_duplicate_next_webhooks(sandbox: StaysSandbox, receiver: Receiver) -> N
 
 def test_delay_webhooks_never_blocks_the_data_operation(sandbox: StaysSandbox, receiver: Receiver) -> None:
     sandbox.delay_webhooks(0.4)
-    started = time.monotonic()
     changed_at = datetime.now().astimezone()
     sandbox.modify_reservation(SEEDED[0]["_id"], checkInTime="16:00")
-    assert time.monotonic() - started < 0.1
-    assert receiver.received == []
+    assert receiver.received == []  # the call returned before the delayed delivery (no timing bound needed)
     assert sandbox.wait_for_webhooks(5)
     assert (sandbox.webhook_log[0].sent_at - changed_at).total_seconds() >= 0.35
     sandbox.delay_webhooks(0)
     sandbox.modify_reservation(SEEDED[0]["_id"], checkInTime="17:00")
-    assert sandbox.wait_for_webhooks(0.3)
+    assert sandbox.wait_for_webhooks(5)
 
 
 def test_a_slow_receiver_never_blocks_the_data_operation() -> None:
-    slow = Receiver(hang_seconds=1.0)
+    slow = Receiver(hang_seconds=30.0)
     try:
-        with make_sandbox(slow.url, webhook_timeout=3.0) as server:
-            started = time.monotonic()
+        with make_sandbox(slow.url, webhook_timeout=40.0) as server:
             for n in range(3):
                 server.modify_reservation(SEEDED[n]["_id"], checkInTime="16:00")
-            assert time.monotonic() - started < 0.2
+            # the receiver holds the first delivery until released: had the changes waited for their
+            # deliveries, this loop could not have finished before release.set()
+            assert len(slow.received) <= 1
             slow.release.set()
             assert server.wait_for_webhooks(5)
             assert len(slow.received) == 3
@@ -350,7 +349,7 @@ def test_stop_does_not_hang_on_a_hung_receiver_or_held_events() -> None:
         assert hung.received  # the delivery is in flight, the receiver hangs on it
         started = time.monotonic()
         server.stop()
-        assert time.monotonic() - started < 2.0
+        assert time.monotonic() - started < 20  # bounded by webhook_timeout, not by the receiver's 30 s hang
     finally:
         hung.close()
     collected = Collected()
@@ -359,7 +358,7 @@ def test_stop_does_not_hang_on_a_hung_receiver_or_held_events() -> None:
     server.modify_reservation(SEEDED[0]["_id"], checkInTime="16:00")
     started = time.monotonic()
     server.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 20  # held events do not keep stop() waiting
     server.release_webhooks()
     assert not server.wait_for_webhooks(0.2)  # stopped: nothing is sent
     assert collected.calls == []
@@ -376,7 +375,7 @@ def test_stop_interrupts_a_delay_and_keeps_the_event(receiver: Receiver) -> None
     time.sleep(0.1)
     started = time.monotonic()
     server.stop()
-    assert time.monotonic() - started < 1.0
+    assert time.monotonic() - started < 20  # the 30 s delay is interrupted, not waited out
     assert receiver.received == []
     server.delay_webhooks(0)
     server.start()

@@ -99,15 +99,19 @@ class TuyaResource(ConfigurableResource):
     Inside a run, :meth:`client` hands every step the same ``TuyaClient``: one access token for
     the whole run instead of a token grant per step (a burst's PINs are steps of a few runs, and
     the cloud's rate limit counts token calls too). The client renews its token before expiry and
-    on a 1010 answer, is closed when the run ends (``teardown_after_execution``), and each run (a
-    process in the deployment) gets its own. Outside a run (scripts, tests calling the resource
-    directly) each ``with client()`` block builds and closes its own client, as before.
+    on a 1010 answer, and is closed when the run ends (``teardown_after_execution``). With
+    ``token_database_url`` and ``token_key`` (the deployment sets both) the runs share one token
+    through Postgres (tuya/token_store.py), so token calls no longer grow with the runs. Outside a
+    run (scripts, tests calling the resource directly) each ``with client()`` block builds and
+    closes its own client.
     """
 
     base_url: str
     access_id: str
     access_secret: str
     ca_bundle: str | None = None
+    token_database_url: str | None = Field(default=None, description="share one token across runs in this database")
+    token_key: str | None = Field(default=None, description="the key the shared token is encrypted with")
     timeout_seconds: float = 10.0
     max_attempts: int = 4
     backoff_seconds: float = 0.5
@@ -140,10 +144,15 @@ class TuyaResource(ConfigurableResource):
     def _new_client(self) -> "TuyaClient":
         from lock_pipeline.tuya.client import TuyaClient
 
+        store = None
+        if self.token_database_url and self.token_key:
+            from lock_pipeline.tuya.token_store import PostgresTokenStore
+
+            store = PostgresTokenStore(engine_for(self.token_database_url), self.access_id, self.token_key)
         return TuyaClient(
             self.base_url, self.access_id, self.access_secret, timeout=self.timeout_seconds,
             max_attempts=self.max_attempts, backoff_seconds=self.backoff_seconds,
-            verify=self.ca_bundle or True,
+            verify=self.ca_bundle or True, token_store=store,
         )
 
 

@@ -36,7 +36,7 @@ class EmbeddedPostgres:
         self._forget_dead_handles()
         admin_url = self._server.get_uri("postgres")
         _ensure_database(admin_url, DATABASE_NAME)
-        return str(make_url(admin_url).set(database=DATABASE_NAME))
+        return make_url(admin_url).set(database=DATABASE_NAME).render_as_string(hide_password=False)
 
     def stop(self) -> None:
         """Stop the server unless another live process still uses it."""

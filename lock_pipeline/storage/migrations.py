@@ -21,9 +21,10 @@ from pathlib import Path
 from sqlalchemy import Connection, Engine, text
 from sqlalchemy.exc import DBAPIError
 
-from lock_pipeline.settings import PROJECT_ROOT, Settings, published_settings
+from lock_pipeline.package_files import sql_dir
+from lock_pipeline.settings import Settings, published_settings
 
-SQL_DIR = PROJECT_ROOT / "sql"
+SQL_DIR = sql_dir()
 _MIGRATION_LOCK_KEY = 0x4C4F434B  # "LOCK": one advisory lock key for schema changes
 _FILE_PATTERN = re.compile(r"^(\d{3})_([a-z0-9_]+)\.sql$")
 _VIEW_NAME = re.compile(r"CREATE OR REPLACE VIEW\s+([a-z_]+\.[a-z_]+)", re.IGNORECASE)
@@ -43,7 +44,7 @@ class Migration:
 def available_migrations(sql_dir: Path = SQL_DIR) -> list[Migration]:
     folder = sql_dir / "migrations"
     if not folder.is_dir():
-        raise SchemaError(f"schema files not found at {folder}: install the project with `pip install -e .` from its checkout")
+        raise SchemaError(f"schema files not found at {folder}: reinstall lock_pipeline (its wheel carries them)")
     found = []
     for path in sorted(folder.glob("*.sql")):
         match = _FILE_PATTERN.match(path.name)
@@ -179,5 +180,5 @@ def _refuse_newer(version: int, known: int) -> None:
     if version > known:
         raise SchemaError(
             f"database schema is at version {version}, newer than the {known} this code knows: "
-            "upgrade lock_pipeline (git pull && pip install -e .) before running it against this database"
+            "upgrade lock_pipeline (pip install the newer release) before running it against this database"
         )

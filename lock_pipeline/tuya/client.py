@@ -32,10 +32,11 @@ import ssl
 import threading
 import time
 import uuid
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from enum import IntEnum
-from typing import Any, Iterable, Mapping
+from typing import Any, Iterable, Mapping, Protocol
 from urllib.parse import urlencode, urlsplit
 
 import httpx
@@ -170,10 +171,26 @@ class TempPassword:
 
 
 @dataclass(frozen=True)
-class _Token:
+class Token:
+    """An access token and when to renew it (wall-clock epoch seconds: it may be shared between processes)."""
+
     access_token: str = field(repr=False)
     refresh_token: str | None = field(repr=False)
-    renew_at: float  # time.monotonic() after which we renew
+    renew_at: float
+
+    def usable(self, now: float) -> bool:
+        return now < self.renew_at
+
+
+class TokenStore(Protocol):
+    """Where clients in many processes share one token (Tuya's tokens live 2 h; every run asking for its
+    own multiplied the token calls). ``exclusive`` lets one refresher at a time fetch a new token."""
+
+    def load(self) -> Token | None: ...
+
+    def save(self, token: Token) -> None: ...
+
+    def exclusive(self) -> AbstractContextManager[None]: ...
 
 
 @dataclass(frozen=True)
@@ -193,7 +210,8 @@ class TuyaClient:
     """Tuya Cloud OpenAPI for door locks, over httpx; thread-safe."""
 
     def __init__(self, base_url: str, access_id: str, access_secret: str, *, timeout: float = 10.0,
-                 max_attempts: int = 4, backoff_seconds: float = 0.5, verify: bool | str = True) -> None:
+                 max_attempts: int = 4, backoff_seconds: float = 0.5, verify: bool | str = True,
+                 token_store: TokenStore | None = None) -> None:
         parts = urlsplit(base_url)
         if parts.scheme != "https" or not parts.hostname:
             raise ValueError(f"Tuya base_url must be an https:// URL with a host, got {base_url!r}")
@@ -209,8 +227,10 @@ class TuyaClient:
         self._timeout = float(timeout)
         self._max_attempts = max_attempts
         self._backoff_seconds = backoff_seconds
-        self._token: _Token | None = None
+        self._token: Token | None = None
         self._token_lock = threading.Lock()
+        self._token_store = token_store
+        self._refused_tokens: set[str] = set()  # answered 1010/1011: never adopted again from the store
         self._clock_offset_ms = 0
         self._http = httpx.Client(
             base_url=self._base_url,
@@ -479,18 +499,38 @@ class TuyaClient:
 
     def _current_token(self) -> str:
         with self._token_lock:
-            token = self._token
-            if token is None or time.monotonic() >= token.renew_at:
-                token = self._token = self._fetch_token(token)
-            return token.access_token
+            if self._token is None or not self._token.usable(time.time()):
+                self._token = self._shared_or_new_token()
+            return self._token.access_token
+
+    def _shared_or_new_token(self) -> Token:
+        """A usable token: the shared one when another client already has it, else a new one (fetched by
+        one refresher at a time, and shared)."""
+        store = self._token_store
+        if store is None:
+            return self._fetch_token(self._token)
+        shared = store.load()
+        if self._adoptable(shared):
+            return shared
+        with store.exclusive():
+            shared = store.load()  # another process may have refreshed while we waited
+            if self._adoptable(shared):
+                return shared
+            token = self._fetch_token(shared or self._token)
+            store.save(token)
+            return token
+
+    def _adoptable(self, token: Token | None) -> bool:
+        return token is not None and token.usable(time.time()) and token.access_token not in self._refused_tokens
 
     def _discard_token(self, access_token: str) -> None:
         """Force renewal of this token (not of one another thread already got instead)."""
         with self._token_lock:
+            self._refused_tokens.add(access_token)
             if self._token is not None and self._token.access_token == access_token:
                 self._token = replace(self._token, renew_at=0.0)
 
-    def _fetch_token(self, previous: _Token | None) -> _Token:
+    def _fetch_token(self, previous: Token | None) -> Token:
         refresh_token = previous.refresh_token if previous else None
         if refresh_token and _SAFE_ID.match(refresh_token):
             try:
@@ -545,14 +585,14 @@ def _interpret(response: httpx.Response, method: str, shown: str, require_result
     return _Outcome(result=data.get("result"), server_t_ms=server_t)
 
 
-def _token_from(result: Any, path: str) -> _Token:
+def _token_from(result: Any, path: str) -> Token:
     if not isinstance(result, dict) or not isinstance(result.get("access_token"), str) or not result["access_token"]:
         raise _malformed("GET", path, "token answer has no access_token")
     expire_seconds = _as_int(result.get("expire_time")) or 3600
     margin = min(120.0, expire_seconds * 0.1)
     refresh = result.get("refresh_token")
-    return _Token(access_token=result["access_token"], refresh_token=refresh if isinstance(refresh, str) else None,
-                  renew_at=time.monotonic() + expire_seconds - margin)
+    return Token(access_token=result["access_token"], refresh_token=refresh if isinstance(refresh, str) else None,
+                 renew_at=time.time() + expire_seconds - margin)
 
 
 def _parse_device(raw: Any, method: str, path: str) -> TuyaDevice:

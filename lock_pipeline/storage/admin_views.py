@@ -1,0 +1,16 @@
+"""Reading the admin views (sql/views/) from Python, for the operator's commands."""
+
+from __future__ import annotations
+
+from sqlalchemy import Connection, text
+
+
+def reconciliation_status(conn: Connection) -> dict | None:
+    """The last sync, its figures, and when the schedule runs next (admin.reconciliation_status)."""
+    row = conn.execute(text("SELECT * FROM admin.reconciliation_status")).mappings().one_or_none()
+    return dict(row) if row else None
+
+
+def attention(conn: Connection) -> list[dict]:
+    """What a person must act on, most urgent first (admin.attention)."""
+    return [dict(row) for row in conn.execute(text("SELECT * FROM admin.attention")).mappings()]
