@@ -234,6 +234,22 @@ class Settings:
                                   "(production layout; `lock-pipeline migrate` writes it into workspace.yaml)")
     code_server_port: int = _bounded_int("LOCK_PIPELINE_CODE_SERVER_PORT", 4000, 1, 65535, "port",
                                          "the code location's gRPC port (production layout)")
+    webhook_host: str = _host("LOCK_PIPELINE_WEBHOOK_HOST", "127.0.0.1",
+                              "where the Stays webhook receiver listens (put a TLS reverse proxy in front of it)")
+    webhook_port: int = _bounded_int("LOCK_PIPELINE_WEBHOOK_PORT", 3001, 1, 65535, "port",
+                                     "the Stays webhook receiver's port")
+    webhook_token: str | None = _optional_text(
+        "LOCK_PIPELINE_WEBHOOK_TOKEN", "the secret in the webhook URL (`/stays/webhooks/{token}`); generated into the "
+        "data directory on the embedded default, **required** with your own database (at least 32 characters)",
+        secret=True, check=lambda raw: None if len(raw) >= 32 and raw.isascii() and raw.replace("-", "").replace(
+            "_", "").isalnum() else "must be at least 32 URL-safe characters: generate one with "
+                                    "`python -c 'import secrets; print(secrets.token_urlsafe(32))'`",
+        default_text="generated")
+    webhook_public_url: str | None = _optional_text(
+        "LOCK_PIPELINE_WEBHOOK_PUBLIC_URL", "the base URL at which Stays reaches the receiver through your proxy, e.g. "
+        "`https://locks.example.com`; `lock-pipeline webhooks --print-url` builds the URL to register on it",
+        check=lambda raw: (problem := _http_url_problem(raw)) and f"{problem}: use e.g. https://locks.example.com",
+        unit="URL")
     stays_sandbox_port: int = _bounded_int("LOCK_PIPELINE_STAYS_SANDBOX_PORT", 0, 0, 65535, "port",
                                            "the Stays sandbox's port on the embedded default (0: any free port)")
     tuya_sandbox_port: int = _bounded_int("LOCK_PIPELINE_TUYA_SANDBOX_PORT", 0, 0, 65535, "port",
