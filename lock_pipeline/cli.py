@@ -55,6 +55,35 @@ def _parser() -> argparse.ArgumentParser:
                                                 "needs a person; exits 1 when something does (a health check)")
     status.set_defaults(handler=_status)
 
+    webhooks = commands.add_parser("webhooks", help="run the Stays webhook receiver (POST /stays/webhooks/{token}) "
+                                                    "alone, for production behind a TLS reverse proxy")
+    webhooks.add_argument("--host", default=one_setting("webhook_host"),
+                          help="interface (default LOCK_PIPELINE_WEBHOOK_HOST, else 127.0.0.1)")
+    webhooks.add_argument("--port", type=int, default=one_setting("webhook_port"),
+                          help="port (default LOCK_PIPELINE_WEBHOOK_PORT, else 3001)")
+    webhooks.add_argument("--print-url", action="store_true",
+                          help="print the URL to register in Stays (App Center > webhooks) and exit")
+    webhooks.set_defaults(handler=_webhooks)
+
+    sandbox = commands.add_parser("sandbox", help="change the running sandbox's Stays data (the embedded default), "
+                                                  "as a guest or the operator would in Stays")
+    sandbox_commands = sandbox.add_subparsers(dest="sandbox_command", required=True)
+    book = sandbox_commands.add_parser("book", help="a new booking; Stays sends its webhook at once")
+    book.add_argument("listing", help="the listing's code (admin.lock_mappings)")
+    book.add_argument("--check-in", default=None, help="YYYY-MM-DD (default today)")
+    book.add_argument("--nights", type=int, default=2)
+    book.add_argument("--check-in-time", default=None, help="HH:MM (default: the listing's)")
+    book.add_argument("--guest", default="Visitante Teste")
+    book.set_defaults(handler=_sandbox_book)
+    cancel = sandbox_commands.add_parser("cancel", help="cancel a booking")
+    cancel.add_argument("code", help="the stay's code")
+    cancel.set_defaults(handler=_sandbox_cancel)
+    move = sandbox_commands.add_parser("move", help="change a booking's dates")
+    move.add_argument("code", help="the stay's code")
+    move.add_argument("--check-in", default=None, help="YYYY-MM-DD")
+    move.add_argument("--check-out", default=None, help="YYYY-MM-DD")
+    move.set_defaults(handler=_sandbox_move)
+
     settings = commands.add_parser("settings", help="every setting: its value here, default and meaning")
     settings.add_argument("--markdown", action="store_true", help="the README's settings table")
     settings.set_defaults(handler=_settings)
@@ -287,6 +316,82 @@ def _status(_args: argparse.Namespace) -> int:
     report = build_status(sync, attention, health, clock_from_environment().now(), settings.timezone)
     print(report.text())
     return report.exit_code
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    from lock_pipeline.runtime import webhook_token
+    from lock_pipeline.stays.receiver import serve, webhook_url
+
+    settings = load_settings()
+    token = webhook_token(settings)
+    if args.print_url:
+        base = settings.webhook_public_url or f"http://{args.host}:{args.port}"
+        print(webhook_url(base, token))
+        if not settings.webhook_public_url:
+            print("# LOCK_PIPELINE_WEBHOOK_PUBLIC_URL is not set: this is the receiver's own address. Stays must reach "
+                  "it over HTTPS through your reverse proxy: set LOCK_PIPELINE_WEBHOOK_PUBLIC_URL to that proxy's "
+                  "base URL and print it again", file=sys.stderr)
+        return 0
+    client_id = settings.stays.client_id if settings.stays else None
+    if not client_id:
+        raise SettingsError(["STAYS_CLIENT_ID is missing: webhooks must carry the account's API login in "
+                             "x-stays-client-id (start with `lock-pipeline up` for the sandbox)"])
+    from lock_pipeline.clock import clock_from_environment
+
+    with _database() as (_settings, engine):
+        print(f"Stays webhook receiver on http://{args.host}:{args.port}/stays/webhooks/<token> "
+              "(lock-pipeline webhooks --print-url shows the URL to register)", flush=True)
+        serve(engine, host=args.host, port=args.port, token=token, client_id=client_id,
+              now=clock_from_environment().now)
+    return 0
+
+
+def _sandbox_call(method: str, path: str, body: dict | None = None) -> dict:
+    """A call to the running Stays sandbox's admin endpoints (found through the data directory)."""
+    import json
+
+    import httpx
+
+    from lock_pipeline.runtime import SANDBOX_FILE
+
+    settings = load_settings()
+    found = settings.home / SANDBOX_FILE
+    if not found.exists():
+        raise SettingsError([f"no running Stays sandbox for {settings.home}: start the embedded default with "
+                             "`lock-pipeline up` (the sandbox exists only while it runs)"])
+    sandbox = json.loads(found.read_text())
+    answer = httpx.request(method, sandbox["stays_admin_url"] + path, json=body, timeout=10,
+                           auth=(sandbox["client_id"], sandbox["client_secret"]))
+    if answer.status_code >= 400:
+        raise SystemExit(f"the sandbox refused: HTTP {answer.status_code} {answer.text[:300]}")
+    return answer.json()
+
+
+def _sandbox_book(args: argparse.Namespace) -> int:
+    from datetime import date, timedelta
+
+    check_in = date.fromisoformat(args.check_in) if args.check_in else date.today()
+    body = {"listing": args.listing, "checkInDate": check_in.isoformat(),
+            "checkOutDate": (check_in + timedelta(days=args.nights)).isoformat(), "guestName": args.guest}
+    if args.check_in_time:
+        body["checkInTime"] = args.check_in_time
+    booked = _sandbox_call("POST", "/reservations", body)
+    print(f"booked {booked['id']} at {args.listing}: {booked['checkInDate']} {booked.get('checkInTime', '')} to "
+          f"{booked['checkOutDate']}; watch admin.reservations (or the Dagster UI, Runs)")
+    return 0
+
+
+def _sandbox_cancel(args: argparse.Namespace) -> int:
+    cancelled = _sandbox_call("POST", f"/reservations/{args.code}/cancel")
+    print(f"cancelled {cancelled['id']}")
+    return 0
+
+
+def _sandbox_move(args: argparse.Namespace) -> int:
+    body = {k: v for k, v in (("checkInDate", args.check_in), ("checkOutDate", args.check_out)) if v}
+    moved = _sandbox_call("PATCH", f"/reservations/{args.code}", body)
+    print(f"moved {moved['id']}: {moved['checkInDate']} to {moved['checkOutDate']}")
+    return 0
 
 
 def _settings(args: argparse.Namespace) -> int:

@@ -6,6 +6,7 @@ database; every problem stops the start with a message that says what to fix.
 
 from __future__ import annotations
 
+import json
 import os
 import secrets
 import shutil
@@ -63,7 +64,9 @@ def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
         })
         runtime.notes.append(f"Postgres: {redacted(runtime.database_url)}")
         if with_sandboxes:
+            runtime.env["LOCK_PIPELINE_WEBHOOK_TOKEN"] = webhook_token(settings)
             _start_sandboxes(runtime)
+            _start_receiver(runtime)
         return runtime
     except BaseException:
         runtime.close()
@@ -104,25 +107,63 @@ def check_pin_key(engine, key: str) -> None:
 
 def pin_key(settings: Settings) -> str:
     """The PIN encryption key: the setting, or on the embedded default one generated once."""
-    if settings.pin_key:
-        return settings.pin_key
-    if not settings.uses_embedded_database:
-        raise SettingsError([
-            "LOCK_PIPELINE_PIN_KEY is missing: with your own database the PIN key must come from the "
-            "environment (generate one with `lock-pipeline new-pin-key` and keep it in your secret store)"
-        ])
     from cryptography.fernet import Fernet
 
-    path = settings.home / "pin.key"
+    return _secret(settings, settings.pin_key, "pin.key", lambda: Fernet.generate_key().decode(), is_valid_pin_key,
+                   "LOCK_PIPELINE_PIN_KEY is missing: with your own database the PIN key must come from the "
+                   "environment (generate one with `lock-pipeline new-pin-key` and keep it in your secret store)",
+                   "PINs stored with it cannot be read otherwise")
+
+
+def webhook_token(settings: Settings) -> str:
+    """The secret in the webhook URL: the setting, or on the embedded default one generated once."""
+    return _secret(settings, settings.webhook_token, "webhook.token", lambda: secrets.token_urlsafe(32),
+                   lambda token: len(token) >= 32,
+                   "LOCK_PIPELINE_WEBHOOK_TOKEN is missing: with your own database set it to a long random string "
+                   "(python -c 'import secrets; print(secrets.token_urlsafe(32))'), then register the URL "
+                   "`lock-pipeline webhooks --print-url` shows in Stays",
+                   "or delete it to get a new one, then register the new URL in Stays")
+
+
+def _secret(settings: Settings, configured: str | None, filename: str, make, valid, missing: str, lost: str) -> str:
+    """A secret from its setting; on the embedded default, generated once into the data directory (mode 600)."""
+    if configured:
+        return configured
+    if not settings.uses_embedded_database:
+        raise SettingsError([missing])
+    path = settings.home / filename
     if not path.exists():
         settings.home.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
-        with os.fdopen(fd, "w") as handle:
-            handle.write(Fernet.generate_key().decode())
-    key = path.read_text().strip()
-    if not is_valid_pin_key(key):
-        raise SettingsError([f"{path} does not hold a valid PIN key: restore it from backup (PINs stored with it cannot be read otherwise)"])
-    return key
+        _write_private(path, make())
+    value = path.read_text().strip()
+    if not valid(value):
+        raise SettingsError([f"{path} does not hold a valid secret: restore it from backup ({lost})"])
+    return value
+
+
+def _start_receiver(runtime: Runtime) -> None:
+    """The Stays webhook receiver on loopback, in this process (production runs `lock-pipeline webhooks`)."""
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.stays.receiver import BackgroundReceiver
+
+    settings = runtime.settings
+    client_id = runtime.env.get("STAYS_CLIENT_ID") or (settings.stays.client_id if settings.stays else "")
+    receiver = BackgroundReceiver(engine_for(runtime.database_url), host=settings.webhook_host,
+                                  port=settings.webhook_port, token=runtime.env["LOCK_PIPELINE_WEBHOOK_TOKEN"],
+                                  client_id=client_id, now=clock_from_environment().now).start()
+    runtime.stack.callback(receiver.stop)
+    runtime.notes.append(f"Stays webhook receiver: http://{settings.webhook_host}:{settings.webhook_port}"
+                         "/stays/webhooks/<token> (`lock-pipeline webhooks --print-url`)")
+
+
+SANDBOX_FILE = "sandbox.json"  # where `lock-pipeline sandbox ...` finds the running Stays sandbox
+
+
+def _write_private(path: Path, text: str) -> None:
+    path.unlink(missing_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
 
 
 def dagster_home(settings: Settings, *, for_services: bool = False) -> Path:
@@ -149,16 +190,27 @@ def _start_sandboxes(runtime: Runtime) -> None:
     if settings.stays is None:
         from lock_pipeline.sandbox.stays_server import StaysSandbox
 
+        from lock_pipeline.stays.receiver import webhook_url
+
         client_id, client_secret = "sandbox-client", secrets.token_urlsafe(18)
+        # As the real Stays does, the sandbox POSTs each change to the URL registered with it: the receiver
+        # `lock-pipeline up` starts on loopback.
+        receiver = webhook_url(f"http://{settings.webhook_host}:{settings.webhook_port}",
+                               runtime.env["LOCK_PIPELINE_WEBHOOK_TOKEN"])
         stays = StaysSandbox(seed, client_id=client_id, client_secret=client_secret,
-                             port=settings.stays_sandbox_port).start()
+                             port=settings.stays_sandbox_port, webhook_url=receiver).start()
         runtime.stack.callback(stays.stop)
         runtime.env.update({
             "STAYS_BASE_URL": stays.base_url,
             "STAYS_CLIENT_ID": client_id,
             "STAYS_CLIENT_SECRET": client_secret,
         })
-        runtime.notes.append(f"Stays sandbox: {stays.base_url} ({len(seed.listings)} listings, {len(seed.reservations)} stays)")
+        sandbox_file = settings.home / SANDBOX_FILE
+        _write_private(sandbox_file, json.dumps({"stays_admin_url": stays.admin_url, "client_id": client_id,
+                                                 "client_secret": client_secret}))
+        runtime.stack.callback(sandbox_file.unlink, missing_ok=True)
+        runtime.notes.append(f"Stays sandbox: {stays.base_url} ({len(seed.listings)} listings, {len(seed.reservations)} "
+                             "stays; its webhooks go to the receiver)")
     if settings.tuya is None:
         from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
 

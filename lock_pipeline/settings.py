@@ -131,6 +131,12 @@ def _optional_text(env: str, help: str, *, secret: bool = False, check: Callable
     return _declare(None, Spec(env, default_text, unit, help, parse, secret=secret))
 
 
+def _whole_divisor_of_day(env: str, raw: str) -> int:
+    if not raw.isdigit() or int(raw) not in (1, 2, 3, 4, 6, 8, 12, 24):
+        raise ValueError(f"{env}={raw!r} must divide the day: 1, 2, 3, 4, 6, 8, 12 or 24 (default 12)")
+    return int(raw)
+
+
 def _is_pin_key(raw: str) -> str | None:
     if is_valid_pin_key(raw):
         return None
@@ -207,6 +213,11 @@ class Settings:
                                        "the sync window reaches this far into the past")
     sync_days_ahead: int = _bounded_int("LOCK_PIPELINE_SYNC_DAYS_AHEAD", 365, 1, 3650, "days",
                                         "and this far ahead")
+    full_sync_hours: int = _declare(12, Spec(
+        "LOCK_PIPELINE_FULL_SYNC_HOURS", "12", "hours",
+        "how often the whole sync window is swept (the 30-minute sync reads only what can touch a door soon, and "
+        "what was booked since; webhooks bring changes in seconds): 1, 2, 3, 4, 6, 8, 12 or 24",
+        lambda raw: _whole_divisor_of_day("LOCK_PIPELINE_FULL_SYNC_HOURS", raw)))
     default_check_in: time = _clock_time("LOCK_PIPELINE_DEFAULT_CHECK_IN_TIME", time(15, 0),
                                          "check-in time when Stays sends none")
     default_check_out: time = _clock_time("LOCK_PIPELINE_DEFAULT_CHECK_OUT_TIME", time(11, 0),
@@ -426,6 +437,7 @@ LOCK_OFFLINE_ARRIVAL_WITHIN = timedelta(hours=24)       # an offline lock with a
 LOCK_OFFLINE_ARRIVED_WITHIN = timedelta(hours=2)        # ... or one that arrived this recently
 RUN_FAILED_WITHIN = timedelta(hours=24)                 # failed runs listed for this long
 SYNC_STALE_AFTER = timedelta(hours=1)                   # no successful sync for this long
+WEBHOOKS_SILENT_AFTER = timedelta(hours=2)              # no webhook for this long while the syncs find changes
 
 
 def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -438,6 +450,7 @@ def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
         "attention.lock_offline_arrived_within": (interval_text(LOCK_OFFLINE_ARRIVED_WITHIN), "interval"),
         "attention.run_failed_within": (interval_text(RUN_FAILED_WITHIN), "interval"),
         "attention.sync_stale_after": (interval_text(SYNC_STALE_AFTER), "interval"),
+        "attention.webhooks_silent_after": (interval_text(WEBHOOKS_SILENT_AFTER), "interval"),
     }
     for spec, value in _declared(settings):
         if not spec.secret and value is not None:

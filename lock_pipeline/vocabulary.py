@@ -53,18 +53,30 @@ class ActionKind(StrEnum):
     """What a PIN action does on a lock."""
 
     GENERATE = "generate"
+    MODIFY = "modify"    # move a PIN's window, same digits (a date change on the same lock)
     CONFIRM = "confirm"
     REVOKE = "revoke"
 
 
-# Generate before confirm before revoke: a guest mid-stay gets the new PIN before losing the old one.
-ACTION_ORDER = {ActionKind.GENERATE: 0, ActionKind.CONFIRM: 1, ActionKind.REVOKE: 2}
+# Generate (and move) before confirm before revoke: a guest mid-stay gets the new PIN before losing the old one.
+ACTION_ORDER = {ActionKind.GENERATE: 0, ActionKind.MODIFY: 0, ActionKind.CONFIRM: 1, ActionKind.REVOKE: 2}
 
 
 class EventAction(StrEnum):
     """What pipeline.access_code_events records besides the action kinds themselves."""
 
     REPROCESS = "reprocess"
+    STAYS_WEBHOOK = "stays_webhook"   # a change Stays announced, applied (the stay's history)
+
+
+class WebhookState(StrEnum):
+    """pipeline.stays_webhooks.state: what became of a webhook Stays sent."""
+
+    PENDING = "pending"     # accepted, stored, not applied yet
+    APPLIED = "applied"     # its stay was re-fetched and applied
+    FAILED = "failed"       # applying it failed (the 30-minute sync catches up)
+    IGNORED = "ignored"     # an action the pipeline does not act on
+    REJECTED = "rejected"   # refused: wrong token or client id, too big, not a Stays webhook
 
 
 class AttentionIssue(StrEnum):
@@ -74,7 +86,10 @@ class AttentionIssue(StrEnum):
     PIN_FAILED = "pin_failed"
     PIN_NOT_ON_LOCK_YET = "pin_not_on_lock_yet"
     LOCK_OFFLINE_ARRIVAL_SOON = "lock_offline_arrival_soon"
+    PIN_CHANGED = "pin_changed"
     RUN_FAILED = "run_failed"
+    WEBHOOK_FAILED = "webhook_failed"
+    WEBHOOKS_SILENT = "webhooks_silent"
     SYNC_FAILING = "sync_failing"
     SYNC_STALE = "sync_stale"
 
@@ -94,6 +109,7 @@ class RunTag:
     ACTION = "lock_pipeline/action"        # generate | confirm | revoke | batch
     ACTIONS = "lock_pipeline/actions"      # how many actions a batch carries
     STAY_PREFIX = "lock_pipeline/stay."    # + code, on a batched run: lock_pipeline/stay.EV23J=generate
+    WEBHOOKS = "lock_pipeline/webhooks"    # the stored webhooks a run applies (first-last id)
 
 
 class RunKind:
@@ -102,4 +118,5 @@ class RunKind:
     SYNC = "sync"
     PIN = "pin"
     REPROCESS = "reprocess"
+    WEBHOOK = "webhook"
     ADMIN = "admin"

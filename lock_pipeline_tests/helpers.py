@@ -60,10 +60,10 @@ def build_test_definitions(database_url: str, *, stays=None, tuya=None, now: dat
 
 def run_sync(defs: Definitions, *, now: datetime = NOW, instance: DagsterInstance | None = None,
              raise_on_error: bool = True):
-    """What the schedule launches: one run over every month of the sync window."""
+    """What the full-sync schedule launches: one run over every month of the sync window."""
     config = defs.resources["settings"].get()
     months = months_covering(now, config.timezone, config.sync_days_back, config.sync_days_ahead)
-    job = defs.resolve_job_def("sync_job")
+    job = defs.resolve_job_def("full_sync_job")
     return job.execute_in_process(
         instance=instance or DagsterInstance.ephemeral(),
         tags=partition_range_tags(months.start, months.end),

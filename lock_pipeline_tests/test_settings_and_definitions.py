@@ -63,6 +63,12 @@ def test_definitions_load_with_the_schedule_targeting_the_sync_assets(monkeypatc
     assert schedule.cron_schedule == "*/30 * * * *"
     job = defs.resolve_job_def(schedule.job_name)
     assets = {key.to_user_string() for key in job.asset_layer.selected_asset_keys}
+    assert {"stays_near_term_reservations", "reconciliation_logs", "tuya_locks",
+            "accommodation_lock_mappings", "lock_pin_audit"} <= assets
+    assert "stays_reservations" not in assets  # the whole window is swept by the full sync, not every 30 minutes
+    full = defs.resolve_schedule_def("full_sync")
+    assert full.cron_schedule == "5 */12 * * *"
+    assets = {key.to_user_string() for key in defs.resolve_job_def(full.job_name).asset_layer.selected_asset_keys}
     assert {"stays_listings", "stays_reservations", "reconciliation_logs", "tuya_locks",
             "accommodation_lock_mappings", "lock_pin_audit"} <= assets
     for name in ("pin_actions_sensor", "record_failed_runs"):
@@ -90,7 +96,7 @@ def test_the_schedule_asks_for_one_run_over_the_whole_window():
     unused = {"stays": StaysResource(base_url="http://127.0.0.1:9", client_id="x", client_secret="y"),
               "tuya": TuyaResource(base_url="https://127.0.0.1:9", access_id="x", access_secret="y" * 32)}
     defs = build_test_definitions("postgresql://u@localhost/unused", now=NOW, extra=unused)
-    schedule = defs.resolve_schedule_def("sync_every_30_minutes")
+    schedule = defs.resolve_schedule_def("full_sync")
     context = build_schedule_context(resources={k: defs.resources[k] for k in ("clock", "settings")})
     [request] = schedule.evaluate_tick(context).run_requests
     # 30 days back from 23 Nov 2026 and 365 ahead, as whole arrival months: one run, not fourteen.

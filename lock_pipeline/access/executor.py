@@ -27,7 +27,7 @@ from sqlalchemy import Connection, Engine
 from lock_pipeline import checkpoints
 from lock_pipeline.access import store
 from lock_pipeline.access.pins import PinVault, generate_pin, lock_label, mask_pin
-from lock_pipeline.access.planning import AccessPolicy, Action, Desired, desired_access, next_retry_at
+from lock_pipeline.access.planning import AccessPolicy, Action, Desired, Window, desired_access, next_retry_at
 from lock_pipeline.mapping import locks
 from lock_pipeline.tuya.client import TuyaClient, TuyaCode, TuyaError
 from lock_pipeline.vocabulary import ActionKind, CodeState
@@ -57,6 +57,8 @@ class AccessExecutor:
         with store.lock_device(self.engine, action.device_id):
             if action.kind == ActionKind.GENERATE:
                 return self._generate(action, final_attempt)
+            if action.kind == ActionKind.MODIFY:
+                return self._modify(action)
             if action.kind == ActionKind.CONFIRM:
                 return self._confirm(action)
             if action.kind == ActionKind.REVOKE:
@@ -79,11 +81,11 @@ class AccessExecutor:
             length = locks.pin_length(conn, action.device_id)
             if row is None:
                 label = lock_label(stay.code, stay.guest_first_name)
-                pin = generate_pin(length, avoid=self._other_pins(conn, action.device_id, None))
+                pin, changed = self._digits_for(conn, action, length)
                 code_id = store.insert_programming_code(
                     conn, reservation_id=action.reservation_id, device_id=action.device_id, window=action.window,
                     pin_ciphertext=self.vault.encrypt(pin), pin_masked=mask_pin(pin), lock_label=label,
-                    run_id=self.run_id, now=now)
+                    run_id=self.run_id, now=now, digits_changed=changed)
                 attempts = 1
             else:
                 code_id, label, attempts = row.code_id, row.lock_label, row.attempts + 1
@@ -126,8 +128,10 @@ class AccessExecutor:
                 raise
             # The lock holds these digits already (a PIN the pipeline does not manage): pick others.
             with self.engine.begin() as conn:
+                previous = self._previous_digits(conn, action.reservation_id)
                 pin = generate_pin(length, avoid={pin, *self._other_pins(conn, action.device_id, code_id)})
-                store.replace_pin(conn, code_id, pin_ciphertext=self.vault.encrypt(pin), pin_masked=mask_pin(pin))
+                store.replace_pin(conn, code_id, pin_ciphertext=self.vault.encrypt(pin), pin_masked=mask_pin(pin),
+                                  digits_changed=previous is not None and previous != pin, now=self.now())
             password_id = self._create(action, pin, label)
         return password_id, None, "created; the lock's confirmation is read by the next confirm"
 
@@ -147,6 +151,65 @@ class AccessExecutor:
                                action=ActionKind.GENERATE, outcome=CodeState.FAILED if final_attempt else "error",
                                run_id=self.run_id, at=now,
                                detail=str(error)[:500] + (f"; next try {retry_at.isoformat()}" if retry_at else ""))
+
+    # ------------------------------------------------------------------ modify
+
+    def _modify(self, action: Action) -> Outcome:
+        """Move a PIN's window on its lock, same digits (the guest keeps the code they were given).
+
+        Idempotent: asking the lock for the window it already has changes nothing, so a run killed
+        between Tuya's answer and the commit simply asks again. The new window is written only after
+        the lock accepted it. A lock that refuses (an answer retrying will not change) is marked, and
+        the planner falls back to new digits and lists the stay for a person (pin_changed).
+        """
+        now = self.now()
+        with self.engine.begin() as conn:
+            row = store.code_for_update(conn, action.code_id)
+            if row is None or row.state not in (CodeState.ACTIVE, CodeState.PENDING_ON_LOCK) \
+                    or row.tuya_password_id is None:
+                return self._skip(conn, action, action.code_id, f"code is {row.state if row else 'gone'}")
+            stay, _codes = store.load_stay(conn, row.reservation_id)
+            if desired_access(stay, now, self.policy) != Desired(row.device_id, action.window) or now >= action.window.end:
+                return self._skip(conn, action, action.code_id, "no longer wanted: the stay changed again since it was planned")
+            if Window(row.valid_from, row.valid_until) == action.window:
+                return self._skip(conn, action, action.code_id, "already at this window")
+            pin = self.vault.decrypt(store.pin_ciphertext_of(conn, action.code_id))
+        try:
+            self.tuya.modify_temp_password(action.device_id, row.tuya_password_id, pin=pin, name=row.lock_label,
+                                           effective=action.window.start, invalid=action.window.end)
+        except TuyaError as error:
+            if error.retryable or error.code is None:
+                if not self._lock_has_window(action, row.tuya_password_id):  # an ambiguous answer: look
+                    self._record_error(action, row.tuya_password_id, error)
+                    raise
+            else:
+                with self.engine.begin() as conn:
+                    store.record_modify_refused(conn, action.code_id, error=str(error)[:500], now=self.now())
+                    store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
+                                       device_id=action.device_id, action=ActionKind.MODIFY, outcome="refused",
+                                       run_id=self.run_id, at=self.now(), password_id=row.tuya_password_id,
+                                       detail=f"the lock refused to move the PIN ({str(error)[:300]}): new digits instead")
+                return Outcome(action, "refused", str(error), row.tuya_password_id)
+        with self.engine.begin() as conn:
+            store.record_moved(conn, action.code_id, window=action.window, run_id=self.run_id, now=self.now())
+            store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
+                               device_id=action.device_id, action=ActionKind.MODIFY, outcome=CodeState.PENDING_ON_LOCK,
+                               run_id=self.run_id, at=self.now(), password_id=row.tuya_password_id, detail=action.reason)
+        return Outcome(action, CodeState.PENDING_ON_LOCK, action.reason, row.tuya_password_id)
+
+    def _lock_has_window(self, action: Action, password_id: str) -> bool:
+        try:
+            on_lock = self.tuya.get_temp_password(action.device_id, password_id)
+        except TuyaError:
+            return False
+        return on_lock.effective_time == action.window.start and on_lock.invalid_time == action.window.end
+
+    def _record_error(self, action: Action, password_id: str | None, error: Exception) -> None:
+        with self.engine.begin() as conn:
+            store.record_error(conn, action.code_id, error=str(error)[:500], now=self.now())
+            store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
+                               device_id=action.device_id, action=action.kind, outcome="error",
+                               run_id=self.run_id, at=self.now(), password_id=password_id, detail=str(error)[:500])
 
     # ------------------------------------------------------------------ confirm
 
@@ -190,12 +253,7 @@ class AccessExecutor:
                 self._delete(action.device_id, password_id)
                 checkpoints.reached(checkpoints.REVOKE_AFTER_DELETE, action.reservation_code)
         except (TuyaError, OSError) as error:
-            with self.engine.begin() as conn:
-                store.record_revoke_error(conn, action.code_id, error=str(error)[:500], now=self.now())
-                store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
-                                   device_id=action.device_id, action=ActionKind.REVOKE, outcome="error",
-                                   run_id=self.run_id, at=self.now(), password_id=row.tuya_password_id,
-                                   detail=str(error)[:500])
+            self._record_error(action, row.tuya_password_id, error)
             raise
         with self.engine.begin() as conn:
             final = store.record_revoked(conn, action.code_id, password_id=password_id, now=self.now())
@@ -226,6 +284,19 @@ class AccessExecutor:
         store.record_event(conn, code_id=code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                            action=action.kind, outcome=SKIPPED, run_id=self.run_id, at=self.now(), detail=why)
         return Outcome(action, SKIPPED, why)
+
+    def _digits_for(self, conn: Connection, action: Action, length: int) -> tuple[str, bool]:
+        """The stay keeps the digits it was given (a move, a remap, a stay reprogrammed later) unless the
+        lock already holds them for another live code (then new ones, and a person must tell the guest)."""
+        taken = self._other_pins(conn, action.device_id, None)
+        previous = self._previous_digits(conn, action.reservation_id)
+        if previous is not None and len(previous) == length and previous not in taken:
+            return previous, False
+        return generate_pin(length, avoid=taken), previous is not None
+
+    def _previous_digits(self, conn: Connection, reservation_id: str) -> str | None:
+        stored = store.previous_pin_ciphertext(conn, reservation_id)
+        return self.vault.decrypt(stored) if stored is not None else None
 
     def _other_pins(self, conn: Connection, device_id: str, code_id: int | None) -> set[str]:
         return {self.vault.decrypt(c) for c in store.other_pins_ciphertexts(conn, device_id, code_id)}

@@ -67,6 +67,7 @@ class StayAccess:
     missing_since: datetime | None = None
     lead_minutes: int | None = None  # per-listing override
     grace_minutes: int | None = None
+    previous_check_out: datetime | None = None  # the previous guest's check-out on this listing, if it is close
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,13 @@ class AccessCode:
     tuya_password_id: str | None = None
     tuya_phase: int | None = None  # None: the lock's phase was never read (just created)
     retry_requested_at: datetime | None = None  # a person asked (reprocess) for its work to run now
+    modify_refused_at: datetime | None = None  # the lock refused to move this PIN's window
+
+    @property
+    def movable(self) -> bool:
+        """On the lock (or on its way there) and the lock has not refused to change its window."""
+        return (self.state in (CodeState.ACTIVE, CodeState.PENDING_ON_LOCK) and self.tuya_password_id is not None
+                and self.modify_refused_at is None)
 
     @property
     def window(self) -> Window:
@@ -132,10 +140,17 @@ class Desired:
 
 
 def access_window(stay: StayAccess, policy: AccessPolicy) -> Window:
-    """Access opens ``lead`` before check-in and ends ``grace`` after check-out (per-listing overrides)."""
+    """Access opens ``lead`` before check-in and ends ``grace`` after check-out (per-listing overrides).
+
+    Two guests' windows on one lock never overlap: a window opens no earlier than the previous
+    guest's ends (their check-out plus grace), though never later than check-in itself.
+    """
     lead = timedelta(minutes=stay.lead_minutes) if stay.lead_minutes is not None else policy.default_lead
     grace = timedelta(minutes=stay.grace_minutes) if stay.grace_minutes is not None else policy.default_grace
-    return Window(stay.check_in_at - lead, stay.check_out_at + grace)
+    start = stay.check_in_at - lead
+    if stay.previous_check_out is not None:
+        start = max(start, min(stay.previous_check_out + grace, stay.check_in_at))
+    return Window(start, stay.check_out_at + grace)
 
 
 def desired_access(stay: StayAccess | None, now: datetime, policy: AccessPolicy) -> Desired | None:
@@ -201,6 +216,12 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
             plan.actions.append(action(ActionKind.REVOKE, "access window ended"))
             continue
         if not matches:
+            if _moves_in_place(code, desired, by_stay.get(code.reservation_id, []), now, policy):
+                plan.actions.append(Action(ActionKind.MODIFY, code.reservation_id, reservation_code, listing_id,
+                                           code.device_id, desired.window, code.code_id,
+                                           f"stay dates changed: move the PIN to {desired.window.start:%Y-%m-%d %H:%M}"
+                                           f"..{desired.window.end:%Y-%m-%d %H:%M} UTC, same digits", version))
+                continue
             reason = _why_unwanted(stay, desired, code, now, policy)
             if _hold_for_replacement(code, desired, by_stay.get(code.reservation_id, []), now):
                 plan.waiting.append(f"{reservation_code}: old PIN kept until the new one is active ({reason})")
@@ -221,8 +242,11 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
         desired = desired_access(stay, now, policy)
         if desired is None or now >= desired.window.end or now < desired.window.start - policy.program_ahead:
             continue
-        if any(c.device_id == desired.device_id and c.window == desired.window for c in by_stay.get(stay.reservation_id, [])):
+        codes_of_stay = by_stay.get(stay.reservation_id, [])
+        if any(c.device_id == desired.device_id and c.window == desired.window for c in codes_of_stay):
             continue
+        if any(_moves_in_place(c, desired, codes_of_stay, now, policy) for c in codes_of_stay):
+            continue  # the PIN already on this lock is moved to the new window (same digits), not replaced
         plan.actions.append(Action(ActionKind.GENERATE, stay.reservation_id, stay.code, stay.listing_id, desired.device_id,
                                    desired.window, None, "PIN due before access opens", "new"))
     plan.actions.sort(key=_execution_order)
@@ -232,6 +256,23 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
 def _execution_order(action: Action) -> tuple:
     """Generate before revoke, so a guest mid-stay gets the new PIN before losing the old one."""
     return (ACTION_ORDER[action.kind], action.window.start, action.key)
+
+
+def _moves_in_place(code: AccessCode, desired: Desired | None, siblings: Iterable[AccessCode], now: datetime,
+                    policy: AccessPolicy) -> bool:
+    """A date change on the same lock: the guest keeps their digits, the PIN's window moves (Tuya
+    modify-password). Not when the lock refused that before, nor when another code already holds
+    the new window, nor when the new window is over or beyond the programming horizon (then the PIN
+    is revoked now and programmed again, with the same digits, when it falls due)."""
+    siblings = list(siblings)
+    if desired is None or desired.device_id != code.device_id or not code.movable:
+        return False
+    if desired.window == code.window or now >= desired.window.end or desired.window.start - policy.program_ahead > now:
+        return False
+    if any(s.device_id == desired.device_id and s.window == desired.window for s in siblings):
+        return False
+    newest = max((s.code_id for s in siblings if s.device_id == code.device_id and s.movable), default=code.code_id)
+    return code.code_id == newest  # one code moves; any older one on the lock is revoked
 
 
 def _hold_for_replacement(code: AccessCode, desired: Desired | None, siblings: Iterable[AccessCode], now: datetime) -> bool:

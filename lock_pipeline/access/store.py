@@ -22,15 +22,23 @@ from lock_pipeline.vocabulary import ENDED_STATES, ActionKind, CodeState, EventA
 _STAY_COLUMNS = """
     r.reservation_id, r.code, r.listing_id, r.kind, r.status, r.check_in_at, r.check_out_at,
     r.guest_first_name, r.missing_since, l.access_lead_minutes AS lead_minutes,
-    l.access_grace_minutes AS grace_minutes, m.device_id
+    l.access_grace_minutes AS grace_minutes, m.device_id, prev.previous_check_out
 """
+# The previous guest's check-out on the same listing, when it is within two days of this check-in
+# (the longest lead plus the longest grace): the planner keeps two guests' windows from overlapping.
 _STAY_FROM = """
     FROM pipeline.reservations r
     JOIN pipeline.listings l USING (listing_id)
     LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
+    LEFT JOIN LATERAL (
+        SELECT max(p.check_out_at) AS previous_check_out FROM pipeline.reservations p
+        WHERE p.listing_id = r.listing_id AND p.status = 'confirmed' AND p.kind = 'guest'
+          AND p.check_out_at > r.check_in_at - interval '2 days' AND p.check_in_at < r.check_in_at
+          AND p.reservation_id <> r.reservation_id
+    ) prev ON true
 """
 _CODE_COLUMNS = ("code_id, reservation_id, device_id, valid_from, valid_until, state, attempts, updated_at, "
-                 "next_attempt_at, tuya_password_id, tuya_phase, retry_requested_at")
+                 "next_attempt_at, tuya_password_id, tuya_phase, retry_requested_at, modify_refused_at")
 _LIVE = "state NOT IN (" + ", ".join(f"'{state}'" for state in sorted(ENDED_STATES)) + ")"
 _MAX_LEAD_OR_GRACE = timedelta(hours=24)  # listings.access_*_minutes are capped at 1440
 
@@ -102,15 +110,31 @@ def live_code_for_window(conn: Connection, reservation_id: str, device_id: str, 
 
 def insert_programming_code(conn: Connection, *, reservation_id: str, device_id: str, window: Window,
                             pin_ciphertext: bytes, pin_masked: str, lock_label: str, run_id: str | None,
-                            now: datetime) -> int:
-    """The code row, with its encrypted PIN, committed before Tuya is called (exactly once)."""
+                            now: datetime, digits_changed: bool) -> int:
+    """The code row, with its encrypted PIN, committed before Tuya is called (exactly once).
+
+    ``digits_changed``: the stay had other digits before, which the guest may have been given; a
+    person must tell them the new ones (admin.attention pin_changed).
+    """
     return conn.execute(text("""
         INSERT INTO pipeline.access_codes (reservation_id, device_id, valid_from, valid_until, state,
-            pin_ciphertext, pin_masked, lock_label, attempts, last_run_id, created_at, updated_at)
-        VALUES (:r, :d, :f, :u, :state, :cipher, :masked, :label, 1, :run, :now, :now)
+            pin_ciphertext, pin_masked, lock_label, attempts, last_run_id, created_at, updated_at, digits_changed_at)
+        VALUES (:r, :d, :f, :u, :state, :cipher, :masked, :label, 1, :run, :now, :now,
+                CASE WHEN :changed THEN CAST(:now AS timestamptz) END)
         RETURNING code_id
     """), {"r": reservation_id, "d": device_id, "f": window.start, "u": window.end, "state": CodeState.PROGRAMMING,
-           "cipher": pin_ciphertext, "masked": pin_masked, "label": lock_label, "run": run_id, "now": now}).scalar_one()
+           "cipher": pin_ciphertext, "masked": pin_masked, "label": lock_label, "run": run_id, "now": now,
+           "changed": digits_changed}).scalar_one()
+
+
+def previous_pin_ciphertext(conn: Connection, reservation_id: str) -> bytes | None:
+    """The digits the stay was last given (its newest code that reached the cloud), so a new code can keep them."""
+    value = conn.execute(text("""
+        SELECT pin_ciphertext FROM pipeline.access_codes
+        WHERE reservation_id = :r AND tuya_password_id IS NOT NULL AND pin_ciphertext IS NOT NULL
+        ORDER BY code_id DESC LIMIT 1
+    """), {"r": reservation_id}).scalar()
+    return bytes(value) if value is not None else None
 
 
 def mark_programming(conn: Connection, code_id: int, *, attempts: int, run_id: str | None, now: datetime) -> None:
@@ -121,10 +145,14 @@ def mark_programming(conn: Connection, code_id: int, *, attempts: int, run_id: s
     """), {"state": CodeState.PROGRAMMING, "a": attempts, "now": now, "run": run_id, "c": code_id})
 
 
-def replace_pin(conn: Connection, code_id: int, *, pin_ciphertext: bytes, pin_masked: str) -> None:
+def replace_pin(conn: Connection, code_id: int, *, pin_ciphertext: bytes, pin_masked: str, digits_changed: bool,
+                now: datetime) -> None:
     """Other digits for a code the lock refused as a duplicate (a PIN the pipeline does not manage)."""
-    conn.execute(text("UPDATE pipeline.access_codes SET pin_ciphertext = :c, pin_masked = :m WHERE code_id = :id"),
-                 {"c": pin_ciphertext, "m": pin_masked, "id": code_id})
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET pin_ciphertext = :c, pin_masked = :m,
+            digits_changed_at = CASE WHEN :changed THEN CAST(:now AS timestamptz) ELSE digits_changed_at END
+        WHERE code_id = :id
+    """), {"c": pin_ciphertext, "m": pin_masked, "changed": digits_changed, "now": now, "id": code_id})
 
 
 def record_programmed(conn: Connection, code_id: int, *, state: str, password_id: str, phase: int | None,
@@ -199,6 +227,22 @@ def record_confirmation(conn: Connection, code_id: int, *, phase: int | None, no
     return state
 
 
+def record_moved(conn: Connection, code_id: int, *, window: Window, run_id: str | None, now: datetime) -> None:
+    """The lock accepted the new window (same digits): it is the code's window now, and whether the
+    lock holds it yet is read by a confirm, as after a create."""
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET valid_from = :f, valid_until = :u, state = :pending, tuya_phase = NULL,
+            last_error = NULL, updated_at = :now, last_run_id = :run WHERE code_id = :c
+    """), {"f": window.start, "u": window.end, "pending": CodeState.PENDING_ON_LOCK, "now": now, "run": run_id,
+           "c": code_id})
+
+
+def record_modify_refused(conn: Connection, code_id: int, *, error: str, now: datetime) -> None:
+    """The lock will not move this PIN: the planner replaces it with new digits instead."""
+    conn.execute(text("UPDATE pipeline.access_codes SET modify_refused_at = :now, last_error = :e, updated_at = :now "
+                      "WHERE code_id = :c"), {"now": now, "e": error, "c": code_id})
+
+
 def mark_revoking(conn: Connection, code_id: int, *, run_id: str | None, now: datetime) -> None:
     conn.execute(text("""
         UPDATE pipeline.access_codes SET state = :state, updated_at = :now, last_run_id = :run,
@@ -206,7 +250,13 @@ def mark_revoking(conn: Connection, code_id: int, *, run_id: str | None, now: da
     """), {"state": CodeState.REVOKING, "now": now, "run": run_id, "c": code_id})
 
 
-def record_revoke_error(conn: Connection, code_id: int, *, error: str, now: datetime) -> None:
+def pin_ciphertext_of(conn: Connection, code_id: int) -> bytes:
+    return bytes(conn.execute(text("SELECT pin_ciphertext FROM pipeline.access_codes WHERE code_id = :c"),
+                              {"c": code_id}).scalar_one())
+
+
+def record_error(conn: Connection, code_id: int, *, error: str, now: datetime) -> None:
+    """An action on a live code failed; the code stays as it was, with the reason, until it is retried."""
     conn.execute(text("UPDATE pipeline.access_codes SET last_error = :e, updated_at = :now WHERE code_id = :c"),
                  {"e": error, "now": now, "c": code_id})
 

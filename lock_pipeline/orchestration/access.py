@@ -43,6 +43,7 @@ from lock_pipeline.access import store as access_store
 from lock_pipeline.access.audit import audit_lock
 from lock_pipeline.access.executor import AccessExecutor
 from lock_pipeline.access.planning import AccessPolicy, Action, desired_access, plan_actions
+from lock_pipeline.orchestration.cursors import launched_recently, slot
 from lock_pipeline.orchestration.resources import (
     ClockResource,
     PinVaultResource,
@@ -145,24 +146,40 @@ def reprocess_stay(context: OpExecutionContext, config: ReprocessConfig, postgre
         if reservation_id is None:
             raise Failure(description=f"no stay with code {config.reservation_code!r}: see admin.reservations")
         reset = access_store.request_retry(conn, reservation_id, run_id=context.run_id, now=clock.now())
-        stay, codes = access_store.load_stay(conn, reservation_id)
-    actions = due_now_for_stay(stay, codes, clock.now(), policy)
-    context.log.info(f"reprocess {config.reservation_code}: {reset} failed code(s) reset, {len(actions)} action(s) due")
+    context.log.info(f"reprocess {config.reservation_code}: {reset} failed code(s) reset")
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now, policy=policy,
                                   run_id=context.run_id)
-        for action in actions:
-            outcome = executor.perform(action, final_attempt=True)
-            context.log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} ({outcome.detail})")
-        # A PIN created just now is pending until its phase is read: read it in this run, as the
-        # sensor's next tick would, so the person who asked sees where the PIN really is.
-        with postgres.engine.connect() as conn:
+        done = run_due_work_for_stay(postgres.engine, executor, reservation_id, clock.now, policy, context.log)
+    context.log.info(f"reprocess {config.reservation_code}: {done} action(s) done")
+
+
+def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str, now, policy: AccessPolicy, log, *,
+                          keep_going: bool = False) -> int:
+    """Do a stay's due PIN work now (reprocess, a webhook), then read the lock's answer for a PIN just
+    created or moved, as the sensor's next tick would, so the state is true when the run ends.
+
+    ``keep_going``: a Tuya error is logged, not raised (the code is then ``failed`` with its retry
+    schedule, as after any run), so one stay's lock cannot stop a batch of webhooks.
+    """
+    done = 0
+    for confirm_only in (False, True):
+        with engine.connect() as conn:
             stay, codes = access_store.load_stay(conn, reservation_id)
-        for action in due_now_for_stay(stay, codes, clock.now(), policy):
-            if action.kind != ActionKind.CONFIRM:
+        for action in due_now_for_stay(stay, codes, now(), policy):
+            if confirm_only and action.kind != ActionKind.CONFIRM:
                 continue
-            outcome = executor.perform(action, final_attempt=True)
-            context.log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} ({outcome.detail})")
+            try:
+                outcome = executor.perform(action, final_attempt=True)
+            except TuyaError as error:
+                if not keep_going:
+                    raise
+                log.warning(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {error}; "
+                            "the access sensor retries it on its schedule")
+                continue
+            done += 1
+            log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} ({outcome.detail})")
+    return done
 
 
 def due_now_for_stay(stay, codes, now, policy: AccessPolicy) -> list[Action]:
@@ -228,7 +245,7 @@ def pin_actions_sensor(context: SensorEvaluationContext, postgres: PostgresResou
     with postgres.engine.connect() as conn:
         stays, codes = access_store.load_for_planning(conn, now, policy)
     plan = plan_actions(stays, codes, now, policy)
-    launched = _read_cursor(context.cursor, now)
+    launched = launched_recently(context.cursor, now, CURSOR_MEMORY)
     fresh = [a for a in plan.actions if a.key not in launched]
     for note in plan.waiting[:20]:
         context.log.info(note)
@@ -245,16 +262,7 @@ def pin_actions_sensor(context: SensorEvaluationContext, postgres: PostgresResou
 def _attempt_slot(now: datetime) -> str:
     """The CURSOR_MEMORY-long slot ``now`` falls in (UTC): one launch of an action per slot at most."""
     length = int(CURSOR_MEMORY.total_seconds())
-    return f"{datetime.fromtimestamp(int(now.timestamp()) // length * length, tz=timezone.utc):%Y%m%dT%H%M}"
-
-
-def _read_cursor(cursor: str | None, now: datetime) -> dict[str, str]:
-    """Actions launched in the last half hour; a bad cursor is dropped (run keys still dedupe)."""
-    try:
-        launched = json.loads(cursor or "{}")
-        return {k: v for k, v in launched.items() if now - datetime.fromisoformat(v) < CURSOR_MEMORY}
-    except (ValueError, TypeError, AttributeError):
-        return {}
+    return f"{datetime.fromtimestamp(slot(now, CURSOR_MEMORY) * length, tz=timezone.utc):%Y%m%dT%H%M}"
 
 
 def stays_named_by(tags: dict[str, str]) -> list[str]:

@@ -33,7 +33,7 @@ def launch_sync(host: str, port: int, settings: Settings, now: datetime, *, trig
     tags = {**partition_range_tags(months.start, months.end), str(RunTag.TRIGGER): trigger}
     for attempt in range(attempts):
         try:
-            return DagsterGraphQLClient(host, port_number=port).submit_job_execution("sync_job", tags=tags)
+            return DagsterGraphQLClient(host, port_number=port).submit_job_execution("full_sync_job", tags=tags)
         except Exception:  # noqa: BLE001 - the code location may still be loading; the caller says how often to try
             if attempt + 1 == attempts:
                 raise

@@ -27,12 +27,14 @@ from lock_pipeline.orchestration.resources import (
     StaysResource,
     TuyaResource,
 )
-from lock_pipeline.orchestration.stays import build_stays_assets, build_sync_schedule
+from lock_pipeline.orchestration.stays import build_stays_assets, build_sync_schedules
+from lock_pipeline.orchestration.webhooks import stays_webhooks_job, stays_webhooks_sensor
 from lock_pipeline.clock import CLOCK_FILE_ENV
 from lock_pipeline.settings import Settings, SettingsError
 from lock_pipeline.vocabulary import RunKind, RunTag
 
 SYNC_GROUPS = ("stays", "locks", "access")
+NEAR_TERM_ASSETS = ("stays_near_term_reservations", "reconciliation_logs")
 
 
 def default_resources(settings: Settings) -> dict[str, object]:
@@ -72,19 +74,30 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
     (a simulator on a controlled clock shortens the waits between a PIN step's retries)."""
     arrival_months = arrival_month_partitions(settings.timezone, settings.sync_days_ahead)
     stays_assets = build_stays_assets(arrival_months)
+    locks_and_access = AssetSelection.groups("locks", "access")
     sync_job = define_asset_job(
         "sync_job",
-        selection=AssetSelection.groups(*SYNC_GROUPS),
+        selection=AssetSelection.assets(*NEAR_TERM_ASSETS) | locks_and_access,
+        executor_def=in_process_executor,
+        description="What can touch a door soon (Stays -> Postgres), locks -> mapping, the lock audit: "
+                    "what the 30-minute schedule runs.",
+        tags={RunTag.KIND: RunKind.SYNC},
+    )
+    full_sync_job = define_asset_job(
+        "full_sync_job",
+        selection=AssetSelection.groups(*SYNC_GROUPS) - AssetSelection.assets("stays_near_term_reservations"),
         partitions_def=arrival_months,
         executor_def=in_process_executor,
-        description="Stays -> Postgres (and locks -> mapping): what the 30-minute schedule runs.",
+        description="Listings and the whole sync window by arrival month (and locks, mapping, audit): what the "
+                    "full-sync schedule, `lock-pipeline sync` and a backfill run.",
         tags={RunTag.KIND: RunKind.SYNC},
     )
     return Definitions(
         assets=[*stays_assets, tuya_locks, accommodation_lock_mappings, lock_pin_audit],
         asset_checks=[*MAPPING_CHECKS],
-        jobs=[sync_job, mapping_decision_job, build_pin_actions_job(pin_retry_policy), reprocess_stay_job],
-        sensors=[pin_actions_sensor, record_failed_runs],
-        schedules=[build_sync_schedule(sync_job, settings.timezone)],
+        jobs=[sync_job, full_sync_job, mapping_decision_job, build_pin_actions_job(pin_retry_policy), reprocess_stay_job,
+              stays_webhooks_job],
+        sensors=[pin_actions_sensor, stays_webhooks_sensor, record_failed_runs],
+        schedules=build_sync_schedules(sync_job, full_sync_job, settings.timezone, settings.full_sync_hours),
         resources=resources if resources is not None else default_resources(settings),
     )

@@ -73,10 +73,10 @@ def simulation_definitions(database_url: str, *, stays: StaysSandbox | None, tuy
 
 def run_sync(defs: Definitions, *, now: datetime, instance: DagsterInstance, raise_on_error: bool = False,
              run_config: dict | None = None):
-    """What the 30-minute schedule launches: one run over every month of the sync window."""
+    """What the full-sync schedule launches: one run over every month of the sync window."""
     config = defs.resources["settings"].get()
     months = months_covering(now, config.timezone, config.sync_days_back, config.sync_days_ahead)
-    return defs.resolve_job_def("sync_job").execute_in_process(
+    return defs.resolve_job_def("full_sync_job").execute_in_process(
         instance=instance,
         run_config=run_config,
         tags={**partition_range_tags(months.start, months.end), "lock_pipeline/trigger": "schedule"},

@@ -16,7 +16,7 @@ import re
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, time
+from datetime import date, datetime, time
 from functools import cached_property
 from typing import TYPE_CHECKING, TextIO
 
@@ -161,6 +161,15 @@ def existing_in_window(conn: Connection, window: SyncWindow) -> dict[str, Existi
     return {r[0]: ExistingReservation(r[1], r[2], r[3], r[4]) for r in rows}
 
 
+def existing_by_ids(conn: Connection, reservation_ids: Sequence[str]) -> dict[str, ExistingReservation]:
+    if not reservation_ids:
+        return {}
+    rows = conn.execute(text("SELECT reservation_id, content_hash, status, missing_since, source_fingerprint "
+                             "FROM pipeline.reservations WHERE reservation_id = ANY(:ids)"),
+                        {"ids": list(reservation_ids)}).all()
+    return {r[0]: ExistingReservation(r[1], r[2], r[3], r[4]) for r in rows}
+
+
 def find_stay_by_code(conn: Connection, reservation_code: str) -> str | None:
     """A stay's Stays _id from its short code (what people type) or from the _id itself."""
     rows = conn.execute(text(
@@ -266,13 +275,14 @@ def strip_personal_data(payload: object) -> object:
 
 # ---------------------------------------------------------------- the sync log
 
-def open_sync_log(engine: Engine, window: SyncWindow | None, run_id: str | None, now: datetime) -> int:
+def open_sync_log(engine: Engine, *, window_from: date | None, window_to: date | None, date_type: str,
+                  run_id: str | None, now: datetime) -> int:
     with engine.begin() as conn:
         return int(conn.execute(text("""
             INSERT INTO pipeline.reconciliation_logs (run_id, window_from, window_to, date_type, started_at, status)
             VALUES (:run_id, :from_date, :to_date, :date_type, :now, 'running') RETURNING sync_id
-        """), {"run_id": run_id, "from_date": window and window.from_date, "to_date": window and window.to_date,
-               "date_type": window.date_type if window else "listings", "now": now}).scalar_one())
+        """), {"run_id": run_id, "from_date": window_from, "to_date": window_to, "date_type": date_type,
+               "now": now}).scalar_one())
 
 
 def close_sync_log(engine: Engine, sync_id: int, *, now: datetime, duration_ms: int, status: str,
@@ -290,6 +300,12 @@ def close_sync_log(engine: Engine, sync_id: int, *, now: datetime, duration_ms: 
             WHERE sync_id = :sync_id
         """), {**figures, "now": now, "duration": duration_ms, "status": status, "message": message,
                "sync_id": sync_id, "suspect": result.feed_suspect if result is not None else None})
+
+
+def last_sync_started(conn: Connection, date_type: str) -> datetime | None:
+    """When the last sync of this kind that Stays answered started (a failed one read nothing)."""
+    return conn.execute(text("SELECT max(started_at) FROM pipeline.reconciliation_logs "
+                             "WHERE date_type = :t AND status IN ('success', 'partial')"), {"t": date_type}).scalar()
 
 
 def prune_sync_logs(conn: Connection, older_than: datetime) -> int:

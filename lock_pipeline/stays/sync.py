@@ -14,11 +14,13 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
+import math
 import time as monotonic_time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from typing import Protocol
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Connection, Engine
 
@@ -48,6 +50,7 @@ _CHANGED_CODES_SHOWN = 50
 
 class StaysSource(Protocol):
     def list_listings(self, status: str | None = None) -> list[object]: ...
+    def get_listing(self, id_or_code: str) -> object: ...
     def iter_reservation_pages(self, from_date: date, to_date: date, *,
                                date_type: str = ...) -> Iterator[list[object]]: ...
     def get_reservation(self, id_or_code: str) -> object: ...
@@ -57,13 +60,30 @@ class StaysSource(Protocol):
 class SyncWindow:
     from_date: date
     to_date: date
-    date_type: str = "arrival"  # "arrival" (partitions) or "included" (stays overlapping the window)
+    # "arrival" (the partitions), "included" (stays overlapping the window) or "creation" (booked in it)
+    date_type: str = "arrival"
 
     def __post_init__(self) -> None:
         if self.to_date < self.from_date:
             raise ValueError(f"sync window ends ({self.to_date}) before it starts ({self.from_date})")
-        if self.date_type not in {"arrival", "included"}:
+        if self.date_type not in {"arrival", "included", "creation"}:
             raise ValueError(f"unsupported date_type {self.date_type!r}")
+
+    @property
+    def flags_missing(self) -> bool:
+        """A stored stay the window should contain but the feed left out may be gone; a creation window
+        says nothing of stays booked before it."""
+        return self.date_type != "creation"
+
+
+@dataclass
+class RefreshResult:
+    """One stay re-fetched by its id (a webhook): what applying it did."""
+
+    reservation_id: str | None
+    code: str | None
+    change: str  # created | updated | cancelled | unchanged | quarantined | missing
+    detail: str = ""
 
 
 @dataclass
@@ -145,14 +165,20 @@ class ReservationPlan:
         self.fingerprint_refresh: dict[str, str] = {}  # same row, new raw form: store the new fingerprint
         self.new_rows = io.StringIO()
         self.changed_rows = io.StringIO()
+        self.awaiting_listing: dict[str, list[object]] = {}  # records of listings not stored yet, by listing _id
 
     def take_page(self, page: Sequence[object]) -> None:
         for raw in page:
             self.take(raw)
 
-    def take(self, raw: object) -> None:
-        self.fetched += 1
+    def take(self, raw: object, *, counted: bool = True) -> None:
+        if counted:
+            self.fetched += 1
         rid = _raw_id(raw)
+        listing_id = raw.get("_idlisting") if isinstance(raw, dict) else None
+        if isinstance(listing_id, str) and listing_id and listing_id not in self.defaults:
+            self.awaiting_listing.setdefault(listing_id, []).append(raw)  # decided once the listing is known
+            return
         fingerprint = self.fingerprint_of(raw)
         before = self.existing.get(rid) if rid else None
         if (before is not None and fingerprint is not None and before.fingerprint == fingerprint
@@ -174,6 +200,21 @@ class ReservationPlan:
             return
         self.seen.add(prepared.record.reservation_id)
         self.decide(prepared)
+
+    def take_listing(self, listing_id: str, defaults: ListingDefaults | None) -> None:
+        """The records that waited for ``listing_id``: decided now that it is known, or quarantined."""
+        waiting = self.awaiting_listing.pop(listing_id, [])
+        if defaults is not None:
+            self.defaults = {**self.defaults, listing_id: defaults}
+            self._salts[listing_id] = defaults.fingerprint_salt
+        for raw in waiting:
+            if defaults is None:
+                rid = _raw_id(raw)
+                self.quarantine.append(Quarantined("reservation", rid, f"_idlisting {listing_id!r} is not a known listing", raw))
+                if rid:
+                    self.unusable.add(rid)
+            else:
+                self.take(raw, counted=False)
 
     def fingerprint_of(self, raw: object) -> str | None:
         listing_id = raw.get("_idlisting") if isinstance(raw, dict) else None
@@ -201,12 +242,30 @@ class ReservationPlan:
             self.changed_codes.append(item.record.code)
         store.reservation_copy_line(out, item, self._now_text)
 
-    def missing_candidates(self) -> list[str]:
-        """Stored, live stays of the window that the feed left out (malformed ones count as present)."""
+    def missing_candidates(self, in_windows: set[str] | None = None) -> list[str]:
+        """Stored, live stays of the window(s) that the feed left out (malformed ones count as present).
+
+        ``in_windows``: the stored stays that the windows able to flag missing should contain (by
+        default every stored row the plan was given).
+        """
         return sorted(
             rid for rid, row in self.existing.items()
-            if rid not in self.seen and rid not in self.unusable and row.missing_since is None and row.status != "cancelled"
+            if (in_windows is None or rid in in_windows)
+            and rid not in self.seen and rid not in self.unusable and row.missing_since is None and row.status != "cancelled"
         )
+
+
+def near_term_windows(now: datetime, zone: str, program_ahead: timedelta, created_since: date | None) -> list[SyncWindow]:
+    """What the 30-minute sync reads: every stay that can touch a door soon, and every booking made since the
+    last one (Stays' `included` and `creation` date types). The whole window is swept on a slower schedule.
+
+    A stay touches a door soon when it is in the house or its access window may open within the
+    programming horizon: stays overlapping yesterday .. today + horizon + 1 day (the longest lead).
+    """
+    today = now.astimezone(ZoneInfo(zone)).date()
+    last = today + timedelta(days=math.ceil(program_ahead / timedelta(days=1)) + 1)
+    since = min(created_since or today, today) - timedelta(days=1)  # creation dates are days: overlap one
+    return [SyncWindow(today - timedelta(days=1), last, "included"), SyncWindow(since, today, "creation")]
 
 
 def feed_looks_broken(expected: int, received: int, missing: int) -> str | None:
@@ -239,7 +298,8 @@ class StaysSync:
             raw_listings = self.source.list_listings()
         except Exception as error:  # noqa: BLE001 - any failure to read Stays is an outage here
             message = f"Stays listings fetch failed, nothing changed: {error}"
-            sync_id = store.open_sync_log(self.engine, None, self.run_id, self.now())
+            sync_id = store.open_sync_log(self.engine, window_from=None, window_to=None, date_type="listings",
+                                          run_id=self.run_id, now=self.now())
             self._close_log(sync_id, monotonic_time.monotonic(), status="failed", message=message, errors=1)
             raise StaysFetchFailed(message, sync_id) from error
         self.progress(f"fetched {len(raw_listings)} listings from Stays")
@@ -254,25 +314,46 @@ class StaysSync:
             quarantine_reasons=[f"listing {q.record_id or '?'}: {q.reason}" for q in quarantine[:20]],
         )
 
-    def sync_reservations(self, window: SyncWindow) -> SyncResult:
-        """Reconcile one window of reservations; always leaves one reconciliation_logs row.
+    def sync_reservations(self, window: SyncWindow | Sequence[SyncWindow]) -> SyncResult:
+        """Reconcile one window (or several read as one feed) of reservations; always leaves one
+        reconciliation_logs row.
 
         Pages are planned as they arrive (the raw records are dropped page by page) and
         everything is written in one transaction at the end, so a feed that fails half-way
         changes nothing. One sync at a time holds the sync lock from reading the stored rows
-        to the commit, so the rows it planned against cannot change under it.
+        to the commit, so the rows it planned against cannot change under it. Only windows that
+        can flag missing stays do (a creation window cannot: stays booked before it are not in it).
         """
+        windows = [window] if isinstance(window, SyncWindow) else list(window)
         started = monotonic_time.monotonic()
-        sync_id = store.open_sync_log(self.engine, window, self.run_id, self.now())
+        sync_id = store.open_sync_log(self.engine, window_from=min(w.from_date for w in windows),
+                                      window_to=max(w.to_date for w in windows),
+                                      date_type="+".join(w.date_type for w in windows), run_id=self.run_id,
+                                      now=self.now())
         result = SyncResult(sync_id=sync_id, status="running")
         try:
+            buffered = [raw for w in windows if not w.flags_missing for raw in self._read_all(w, result)]
             with store.sync_lock(self.engine) as conn:
-                plan = ReservationPlan(store.existing_in_window(conn, window), store.listing_defaults(conn), self.now())
+                in_windows: dict[str, ExistingReservation] = {}
+                for w in windows:
+                    if w.flags_missing:
+                        in_windows.update(store.existing_in_window(conn, w))
+                others = {_raw_id(raw) for raw in buffered} - in_windows.keys() - {None}
+                existing = {**store.existing_by_ids(conn, sorted(others)), **in_windows}
+                plan = ReservationPlan(existing, store.listing_defaults(conn), self.now())
                 conn.commit()
-                self._read_feed(window, plan, result)
+                for w in windows:
+                    if w.flags_missing:
+                        self._read_feed(w, plan, result)
+                for raw in buffered:
+                    if _raw_id(raw) not in plan.seen:  # the same stay may come in two windows: read once
+                        plan.take(raw)
+                result.fetched = plan.fetched
+                listings = self._fetch_listings_awaited(plan)
                 write_started = monotonic_time.monotonic()
                 with conn.begin():
-                    self._apply(conn, plan, result)
+                    store.upsert_listings(conn, listings, self.defaults, plan.now)
+                    self._apply(conn, plan, result, set(in_windows))
                 result.write_seconds = monotonic_time.monotonic() - write_started
         except StaysFetchFailed as failed:
             failed.sync_id = sync_id
@@ -286,6 +367,47 @@ class StaysSync:
         result.duration_ms = int((monotonic_time.monotonic() - started) * 1000)
         self._close_log(sync_id, started, status=result.status, message=result.message or None, result=result)
         return result
+
+    def refresh_reservation(self, ref: str) -> RefreshResult:
+        """Re-fetch one stay by its ``_id`` or code and apply it as a sync would (a webhook's fast path).
+
+        Under the sync lock, so a sync that read the feed before this change cannot write over it.
+        Stays answering 404 means what a stay missing from the feed means: flagged, not revoked
+        (the PIN life cycle waits out the tolerance); any other failure changes nothing.
+        """
+        from lock_pipeline.stays.client import StaysNotFound
+
+        with store.sync_lock(self.engine) as conn:
+            try:
+                raw = self.source.get_reservation(ref)
+            except StaysNotFound:
+                with conn.begin():
+                    rid = store.find_stay_by_code(conn, ref)
+                    if rid is not None:
+                        store.flag_missing(conn, [rid], self.now())
+                return RefreshResult(rid, ref if rid else None, "missing",
+                                     "Stays answered 404: flagged missing; its PIN goes only if it stays missing "
+                                     "for the tolerance")
+            except Exception as error:  # noqa: BLE001 - Stays said nothing: nothing changes
+                raise StaysFetchFailed(f"Stays fetch of reservation {ref} failed, nothing changed: {error}", None) from error
+            rid = _raw_id(raw)
+            plan = ReservationPlan(store.existing_by_ids(conn, [rid] if rid else []), store.listing_defaults(conn),
+                                   self.now())
+            conn.commit()
+            plan.take(raw)
+            listings = self._fetch_listings_awaited(plan)
+            with conn.begin():
+                store.upsert_listings(conn, listings, self.defaults, plan.now)
+                store.write_reservations(conn, new_rows=plan.new_rows if plan.created else None,
+                                         changed_rows=plan.changed_rows if plan.updated else None,
+                                         fingerprint_refresh=plan.fingerprint_refresh)
+                store.store_quarantine(conn, plan.quarantine, None, plan.now)
+        code = raw.get("id") if isinstance(raw, dict) and isinstance(raw.get("id"), str) else None
+        if plan.quarantine:
+            return RefreshResult(rid, code, "quarantined", plan.quarantine[0].reason)
+        change = ("cancelled" if plan.cancelled else "created" if plan.created else "updated" if plan.updated
+                  else "unchanged")
+        return RefreshResult(rid, code, change)
 
     # -------------------------------------------------------- reconciliation
 
@@ -304,14 +426,41 @@ class StaysSync:
                     self.progress(f"read {plan.fetched} reservations ({result.pages} pages) for {where}")
         except Exception as error:  # noqa: BLE001 - any failure to read Stays is an outage here
             raise StaysFetchFailed(f"Stays fetch failed, nothing changed: {error}", None) from error
-        result.fetch_seconds = monotonic_time.monotonic() - fetch_started
+        result.fetch_seconds += monotonic_time.monotonic() - fetch_started
         result.fetched = plan.fetched
         self.progress(f"fetched {plan.fetched} reservations for {where} in {result.fetch_seconds:.1f} s")
 
-    def _apply(self, conn: Connection, plan: ReservationPlan, result: SyncResult) -> None:
+    def _read_all(self, window: SyncWindow, result: SyncResult) -> list[object]:
+        """A small window (bookings made since the last sync) read whole before planning."""
+        fetch_started = monotonic_time.monotonic()
+        try:
+            pages = list(self.source.iter_reservation_pages(window.from_date, window.to_date,
+                                                            date_type=window.date_type))
+        except Exception as error:  # noqa: BLE001 - any failure to read Stays is an outage here
+            raise StaysFetchFailed(f"Stays fetch failed, nothing changed: {error}", None) from error
+        result.pages += len(pages)
+        result.fetch_seconds += monotonic_time.monotonic() - fetch_started
+        return [raw for page in pages for raw in page]
+
+    def _fetch_listings_awaited(self, plan: ReservationPlan) -> list[ListingRecord]:
+        """Listings the feed's stays name but Postgres does not hold yet (a listing created since the
+        last full sync): fetched one by one; the stays of one Stays does not know are quarantined."""
+        found: list[ListingRecord] = []
+        for listing_id in sorted(plan.awaiting_listing):
+            try:
+                listing = parse_listing(self.source.get_listing(listing_id))
+            except Exception:  # noqa: BLE001 - unknown or unreadable: its stays are quarantined with the reason
+                plan.take_listing(listing_id, None)
+                continue
+            found.append(listing)
+            plan.take_listing(listing_id, self.defaults)
+        return found
+
+    def _apply(self, conn: Connection, plan: ReservationPlan, result: SyncResult, in_windows: set[str]) -> None:
         now = plan.now
-        missing_candidates = plan.missing_candidates()
-        broken = feed_looks_broken(len(plan.existing), len(plan.seen), len(missing_candidates))
+        missing_candidates = plan.missing_candidates(in_windows)
+        broken = feed_looks_broken(len(in_windows), len(plan.seen & in_windows) if in_windows else len(plan.seen),
+                                   len(missing_candidates))
         missing: list[str] = []
         if broken:
             result.feed_suspect = broken
@@ -361,6 +510,20 @@ class StaysSync:
                 continue  # present but malformed: quarantined, never flagged missing (its PIN must not go)
             plan.decide(prepared)
         return missing
+
+    def refresh_listing(self, ref: str) -> str:
+        """Re-fetch one listing (a listing webhook) and store it; returns what happened."""
+        try:
+            listing = parse_listing(self.source.get_listing(ref))
+        except InvalidRecord as bad:
+            with self.engine.begin() as conn:
+                store.store_quarantine(conn, [Quarantined("listing", bad.record_id, bad.reason, None)], None, self.now())
+            return f"listing {ref} quarantined: {bad.reason}"
+        except Exception as error:  # noqa: BLE001 - Stays said nothing: nothing changes
+            raise StaysFetchFailed(f"Stays fetch of listing {ref} failed, nothing changed: {error}", None) from error
+        with self.engine.begin() as conn:
+            written = store.upsert_listings(conn, [listing], self.defaults, self.now())
+        return f"listing {listing.short_code or listing.listing_id} {'stored' if written else 'unchanged'}"
 
     def _valid_listings(self, raw_listings: Sequence[object], quarantine: list[Quarantined]) -> list[ListingRecord]:
         listings: dict[str, ListingRecord] = {}

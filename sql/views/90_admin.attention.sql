@@ -30,6 +30,14 @@ SELECT * FROM (
       AND c.valid_from < pipeline.clock_now() + (SELECT pipeline.setting('attention.pin_not_on_lock_within')::interval)
       AND c.valid_until > pipeline.clock_now()
     UNION ALL
+    SELECT 'pin_changed', l.short_code, r.code, c.valid_from,
+           'the guest''s digits changed (the lock would not move the old PIN, or already held these digits for '
+           || 'someone else): give the guest the new code (lock-pipeline pin show ' || r.code || ')'
+    FROM pipeline.current_access_codes c
+    JOIN pipeline.reservations r USING (reservation_id) JOIN pipeline.listings l USING (listing_id)
+    WHERE c.digits_changed_at IS NOT NULL AND c.state NOT IN ('revoked', 'cancelled', 'failed')
+      AND c.valid_until > pipeline.clock_now()
+    UNION ALL
     SELECT 'lock_offline_arrival_soon', l.short_code, min(r.code), min(r.check_in_at),
            'lock is offline and a guest arrives within '
            || pipeline.setting('attention.lock_offline_arrival_within')
@@ -58,6 +66,26 @@ SELECT * FROM (
            || 'missing, nothing was flagged missing; check Stays, then look at admin.reservations before arrivals'
     FROM admin.reconciliation_status s
     WHERE s.status <> 'failed' AND s.feed_suspect IS NOT NULL
+    UNION ALL
+    SELECT 'webhook_failed', l.short_code, COALESCE(r.code, w.reservation_ref), w.received_at,
+           'a Stays webhook (' || w.action || ') could not be applied (' || left(COALESCE(w.last_error, ''), 200)
+           || '): the next sync applies the change; if this repeats, check that Stays is up and the API credentials'
+    FROM pipeline.stays_webhooks w
+    LEFT JOIN pipeline.reservations r ON r.reservation_id = w.reservation_id
+    LEFT JOIN pipeline.listings l ON l.listing_id = r.listing_id
+    WHERE w.state = 'failed'
+      AND w.received_at > COALESCE((SELECT max(started_at) FROM pipeline.reconciliation_logs
+                                    WHERE status IN ('success', 'partial') AND date_type <> 'listings'), '-infinity')
+    UNION ALL
+    SELECT 'webhooks_silent', NULL, NULL, heard.last_at,
+           'no Stays webhook for over ' || pipeline.setting('attention.webhooks_silent_after') || ' while the syncs since '
+           || 'found ' || since.changes || ' change(s) Stays never announced: check the webhook URL registered in Stays '
+           || '(lock-pipeline webhooks --print-url) and that the receiver is reachable through your proxy'
+    FROM (SELECT max(received_at) AS last_at FROM pipeline.stays_webhooks WHERE state <> 'rejected') heard
+    CROSS JOIN LATERAL (SELECT COALESCE(sum(created + updated + cancelled), 0) AS changes FROM pipeline.reconciliation_logs
+                        WHERE started_at > heard.last_at AND status IN ('success', 'partial')) since
+    WHERE heard.last_at < pipeline.clock_now() - (SELECT pipeline.setting('attention.webhooks_silent_after')::interval)
+      AND since.changes > 0
     UNION ALL
     SELECT 'sync_stale', NULL, NULL, s.last_success_at,
            'no Stays sync has succeeded for over ' || pipeline.setting('attention.sync_stale_after')
