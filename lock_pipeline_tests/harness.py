@@ -2,7 +2,7 @@
 
 Real Postgres, the sandbox Stays and Tuya servers, the real Definitions, sensor and jobs;
 only time is moved by hand (through a clock file both the pipeline and the Tuya sandbox read).
-The driver itself is product code (lock_pipeline/simulation/driver.py, shared with the season
+The driver is part of the test rig, not the product (season/driver.py, shared with the season
 simulator); this module adds the tests' small world and the per-step truth assertion.
 """
 
@@ -17,7 +17,7 @@ from dagster import DagsterInstance
 from sqlalchemy import text
 
 from lock_pipeline.sandbox.seed import Seed, SeedLock, hex_id, listing_record, reservation_record, tuya_device_id
-from lock_pipeline.simulation.driver import PipelineDriver
+from season.driver import PipelineDriver
 from lock_pipeline_tests.helpers import TEST_PIN_KEY, make_settings
 
 ZONE = ZoneInfo("America/Sao_Paulo")

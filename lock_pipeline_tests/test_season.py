@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from lock_pipeline.simulation.season import (
+from season.run import (
     FAULT_KINDS,
     SeasonConfig,
     build_plan,

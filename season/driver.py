@@ -5,7 +5,7 @@ only time is moved by hand (through a clock file both the pipeline and the Tuya 
 read). What the Dagster daemon does is reproduced in process, including the rule that a
 sensor run key is spent forever once a run was launched with it.
 
-Used by the season simulator (lock_pipeline/simulation/season.py) and by the tests
+Used by the season simulator (the rest of this package) and by the tests
 (lock_pipeline_tests/harness.py builds on :class:`PipelineDriver`).
 """
 
@@ -42,7 +42,7 @@ from lock_pipeline.storage.database import engine_for
 STAYS_CLIENT_ID = "sandbox-client"
 STAYS_CLIENT_SECRET = "sandbox-secret"
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-_SILENT = logging.getLogger("lock_pipeline.simulation.silent")
+_SILENT = logging.getLogger("season.driver.silent")
 _SILENT.disabled = True
 
 

@@ -4,7 +4,7 @@ A seeded, reproducible season: L listings with a Tuya lock each, bookings made m
 minutes ahead (same-day turnovers, last-minute arrivals, modifications earlier / later /
 longer / shorter / to another listing, cancellations before and after the PIN exists,
 maintenance blocks), applied to the sandbox Stays at their simulated times. The real
-pipeline runs against it on a controlled clock (lock_pipeline/simulation/driver.py): every
+pipeline runs against it on a controlled clock (season/driver.py): every
 step (30 min by default) is what the schedule and the sensor do, a sync run and sensor ticks
 with the runs they ask for. Faults are scheduled by the same seed: Stays down, 5xx bursts,
 empty feeds, malformed records, slow answers; Tuya throttling, token expiry, 5xx, timeouts,
@@ -18,7 +18,7 @@ the Stays sandbox holds the calendar. So the minute figures have the step's reso
 interval shorter than one step does not show (a booking made between two syncs is seen at the
 next step, as the 30-minute schedule would).
 
-Run: ``python -m lock_pipeline.simulation.season --days 60 --listings 50 --seed 1`` (or
+Run: ``python -m season --days 60 --listings 50 --seed 1`` (or
 ``scripts/season``). It starts its own embedded Postgres unless ``--database-url`` is given.
 """
 
@@ -48,7 +48,7 @@ from lock_pipeline import checkpoints
 from lock_pipeline.access.pins import LABEL_PREFIX
 from lock_pipeline.sandbox.seed import Seed, SeedLock, hex_id, listing_record, reservation_record, tuya_device_id
 from lock_pipeline.settings import load_settings
-from lock_pipeline.simulation.driver import PipelineDriver
+from season.driver import PipelineDriver
 from lock_pipeline.storage.database import sqlalchemy_url
 
 TIMEZONE = "America/Sao_Paulo"
@@ -1321,7 +1321,7 @@ def format_report(results: list[SeasonResult]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m lock_pipeline.simulation.season", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m season", description=__doc__.split("\n")[0])
     parser.add_argument("--days", type=int, default=60)
     parser.add_argument("--listings", type=int, default=50)
     parser.add_argument("--seed", type=int, default=1)
