@@ -9,7 +9,7 @@ simulator); this module adds the tests' small world and the per-step truth asser
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -74,7 +74,7 @@ class Harness(PipelineDriver):
             """)).all()
         problems = []
         for stay in stays:
-            window_open = stay.check_in_at - timedelta(hours=2) <= now < stay.check_out_at
+            window_open = stay.check_in_at - self.settings.access_lead <= now < stay.check_out_at
             should_open = stay.status == "confirmed" and stay.device_id is not None and window_open
             where = self.opens_anywhere(stay.code, now)
             strangers = [d for d in where if not should_open or d != stay.device_id]
