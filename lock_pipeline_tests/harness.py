@@ -17,8 +17,8 @@ from dagster import DagsterInstance
 from sqlalchemy import text
 
 from lock_pipeline.sandbox.seed import Seed, SeedLock, hex_id, listing_record, reservation_record, tuya_device_id
-from season.driver import PipelineDriver
 from lock_pipeline_tests.helpers import TEST_PIN_KEY, make_settings
+from season.driver import PipelineDriver
 
 ZONE = ZoneInfo("America/Sao_Paulo")
 
