@@ -17,7 +17,7 @@ real schema, then ANALYZEd as autovacuum would):
   the third query of load_for_planning (codes whose stay left the window) runs too; they add 10
   revoke actions to the 1,000 generates.
 
-Then ``pin_actions_sensor`` is evaluated as lock_pipeline_tests/harness.py does
+Then ``pin_actions_sensor`` is evaluated as season/driver.py does for the tests and the season
 (``dagster.build_sensor_context`` with the postgres, clock and settings resources, an
 ephemeral instance, an empty cursor so every evaluation plans all the due work): one cold
 evaluation, then the median of ``--runs``; target under 1 s. A breakdown times the sensor's

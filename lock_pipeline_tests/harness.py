@@ -2,14 +2,14 @@
 
 Real Postgres, the sandbox Stays and Tuya servers, the real Definitions, sensor and jobs;
 only time is moved by hand (through a clock file both the pipeline and the Tuya sandbox read).
-The driver itself is product code (lock_pipeline/simulation/driver.py, shared with the season
+The driver is part of the test rig, not the product (season/driver.py, shared with the season
 simulator); this module adds the tests' small world and the per-step truth assertion.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -17,8 +17,8 @@ from dagster import DagsterInstance
 from sqlalchemy import text
 
 from lock_pipeline.sandbox.seed import Seed, SeedLock, hex_id, listing_record, reservation_record, tuya_device_id
-from lock_pipeline.simulation.driver import PipelineDriver
 from lock_pipeline_tests.helpers import TEST_PIN_KEY, make_settings
+from season.driver import PipelineDriver
 
 ZONE = ZoneInfo("America/Sao_Paulo")
 
@@ -74,7 +74,7 @@ class Harness(PipelineDriver):
             """)).all()
         problems = []
         for stay in stays:
-            window_open = stay.check_in_at - timedelta(hours=2) <= now < stay.check_out_at
+            window_open = stay.check_in_at - self.settings.access_lead <= now < stay.check_out_at
             should_open = stay.status == "confirmed" and stay.device_id is not None and window_open
             where = self.opens_anywhere(stay.code, now)
             strangers = [d for d in where if not should_open or d != stay.device_id]

@@ -20,11 +20,11 @@ from lock_pipeline.cli import main
 from lock_pipeline.sandbox.seed import hex_id, reservation_record
 from lock_pipeline.sandbox.tuya_cloud import _fail, _ok, _Reply
 from lock_pipeline.settings import SettingsError, load_settings
-from lock_pipeline.simulation.driver import STAYS_CLIENT_ID, run_sync, simulation_definitions
-from lock_pipeline.simulation.season import PostgresFault
 from lock_pipeline_tests.harness import Harness, World, local
 from lock_pipeline_tests.helpers import make_settings
 from lock_pipeline_tests.test_access_lifecycle import D0
+from season.driver import STAYS_CLIENT_ID, run_sync, simulation_definitions
+from season.faults import PostgresFault
 
 
 @pytest.fixture

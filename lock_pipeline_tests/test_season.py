@@ -10,15 +10,12 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import timedelta
 
-from lock_pipeline.simulation.season import (
-    FAULT_KINDS,
-    SeasonConfig,
-    build_plan,
-    check_in_at,
-    format_report,
-    simulate,
-    window_of,
-)
+from season.bookings import check_in_at, window_of
+from season.config import SeasonConfig
+from season.faults import FAULT_KINDS
+from season.plan import build_plan
+from season.report import format_report
+from season.run import simulate
 
 SHORT = SeasonConfig(days=2, listings=10, seed=70, every_fault_kind=True, change_rate=3.0, short_notice_rate=3.0,
                      stay_nights=(1, 1, 2, 2, 3), stays_timeout=1.0, tuya_timeout=1.0, postgres_fault="restart")

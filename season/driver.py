@@ -5,7 +5,7 @@ only time is moved by hand (through a clock file both the pipeline and the Tuya 
 read). What the Dagster daemon does is reproduced in process, including the rule that a
 sensor run key is spent forever once a run was launched with it.
 
-Used by the season simulator (lock_pipeline/simulation/season.py) and by the tests
+Used by the season simulator (the rest of this package) and by the tests
 (lock_pipeline_tests/harness.py builds on :class:`PipelineDriver`).
 """
 
@@ -41,8 +41,9 @@ from lock_pipeline.storage.database import engine_for
 
 STAYS_CLIENT_ID = "sandbox-client"
 STAYS_CLIENT_SECRET = "sandbox-secret"
+MAX_PINS_PER_LOCK = 50  # a sandbox lock's PIN storage unless told otherwise
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
-_SILENT = logging.getLogger("lock_pipeline.simulation.silent")
+_SILENT = logging.getLogger("season.driver.silent")
 _SILENT.disabled = True
 
 
@@ -98,8 +99,8 @@ class PipelineDriver:
 
     def __init__(self, database_url: str, seed: Seed, workdir: Path, start: datetime, *,
                  instance: DagsterInstance | None = None, pin_key: str | None = None,
-                 settings: Settings | None = None, max_pins_per_lock: int = 50, stays_timeout: float = 2.0,
-                 tuya_timeout: float = 2.0, quiet: bool = False, keep_runs: bool = True,
+                 settings: Settings | None = None, max_pins_per_lock: int = MAX_PINS_PER_LOCK,
+                 stays_timeout: float = 2.0, tuya_timeout: float = 2.0, quiet: bool = False, keep_runs: bool = True,
                  step_retry_delay: float | None = None) -> None:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)

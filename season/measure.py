@@ -1,0 +1,218 @@
+"""Truth sampled at every step, after the pipeline acted, and the season's figures at its end
+(its end state against the database and the locks: compare.py).
+
+Truth comes from the sandboxes themselves: the Tuya sandbox says which PINs would open which
+door now (its own validity windows and phases), the Stays sandbox holds the calendar. So the
+minute figures have the step's resolution: an interval shorter than one step does not show (a
+booking made between two syncs is seen at the next step, as the 30-minute schedule would).
+
+An incident's minutes are avoidable unless the pipeline had no step, since the stay's booking or
+last change, where it read Stays (and that record), could reach the lock and was not killed.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from datetime import datetime
+from typing import TYPE_CHECKING
+
+from lock_pipeline.access.pins import LABEL_PREFIX
+from season.config import RELAUNCH_AFTER_KILL
+from season.result import Incident, SeasonResult
+from season.truth import Truth, TruthStay
+
+if TYPE_CHECKING:
+    from lock_pipeline.sandbox.tuya_cloud import SandboxPin
+    from season.driver import PipelineDriver
+    from season.faults import World
+    from season.plan import SeasonPlan
+
+
+class Measurement:
+    """What the season saw at every step, and the figures it ends with (in ``result``)."""
+
+    def __init__(self, plan: SeasonPlan, truth: Truth, world: World, driver: PipelineDriver,
+                 result: SeasonResult) -> None:
+        self.plan, self.config, self.truth, self.world, self.driver, self.result = (
+            plan, plan.config, truth, world, driver, result)
+        # (step, saw Stays, daemon up, locks offline, locks full)
+        self.history: list[tuple[datetime, bool, bool, frozenset[int], frozenset[int]]] = []
+        self.corrupt_steps: dict[str, list[datetime]] = defaultdict(list)
+        self.attention_seen: dict[tuple[str, str], datetime] = {}        # first sighting
+        self.attention_log: dict[tuple[str, str], list[datetime]] = defaultdict(list)  # every sighting
+        self.attention_spans: dict[str, dict[str, tuple[datetime, datetime | None]]] = defaultdict(dict)
+        self.lock_ids = [lock.device_id for lock in plan.seed.locks]
+        self.lock_index = {device: i for i, device in enumerate(self.lock_ids)}
+        self.listing_codes = [listing["id"] for listing in plan.seed.listings]
+
+    # -- every step ----------------------------------------------------------------------------
+
+    def sample(self, now: datetime, saw: bool) -> None:
+        """The doors now (``saw``: the step's sync read Stays)."""
+        world = self.world
+        self.history.append((now, saw, world.daemon_up, frozenset(world.offline), frozenset(world.full)))
+        for stay in self.truth.stays.values():
+            if stay.corrupted:
+                self.corrupt_steps[stay.booking.rid].append(now)
+        opening = self._sample_pins(now)
+        self._sample_strangers(now, opening)
+        self._sample_lockouts(now, opening)
+        self._sample_attention(now)
+
+    def _sample_pins(self, now: datetime) -> dict[tuple[str, str], int]:
+        """(lock, stay code) -> PINs that open it now; a stay's duplicate live PINs are recorded."""
+        opening: dict[tuple[str, str], int] = defaultdict(int)
+        live: Counter = Counter()
+        for device in self.lock_ids:
+            for pin in self.world.tuya.pins(device):
+                code = labelled_code(pin)
+                if code is None:
+                    continue
+                if pin.is_live(now):
+                    live[(device, code, pin.effective, pin.invalid)] += 1
+                if pin.opens_at(now):
+                    opening[(device, code)] += 1
+        for key, count in live.items():
+            if count > 1:
+                self.result.duplicates.add((key[0], key[1], key[2].isoformat(), key[3].isoformat()))
+        return opening
+
+    def _sample_strangers(self, now: datetime, opening: dict[tuple[str, str], int]) -> None:
+        """A PIN that opens a door now outside its own stay's window, lock or status."""
+        for (device, code) in opening:
+            stay = self.truth.by_code.get(code)
+            fine = (stay is not None and stay.status == "confirmed" and stay.booking.kind == "guest"
+                    and self.lock_ids[stay.listing] == device and stay.window[0] <= now < stay.window[1])
+            if fine:
+                continue
+            incident = self.result.strangers.setdefault((code, device), Incident(code, device, now))
+            why = self._unavoidable(stay, self.lock_index[device], now, for_delete=True) if stay else None
+            self._count(incident, why, "pipeline could have revoked it")
+
+    def _sample_lockouts(self, now: datetime, opening: dict[tuple[str, str], int]) -> None:
+        """A confirmed guest inside its access window without a PIN that opens its door."""
+        for stay in self.truth.stays.values():
+            if stay.status != "confirmed" or stay.booking.kind != "guest":
+                continue
+            start, end = stay.window
+            if not (start <= now < end) or now < stay.created_at:
+                continue
+            device = self.lock_ids[stay.listing]
+            if opening.get((device, stay.booking.code)):
+                continue
+            incident = self.result.lockouts.get(stay.booking.code)
+            if incident is None:
+                incident = self.result.lockouts[stay.booking.code] = Incident(stay.booking.code, device, now,
+                                                                                check_in_at=stay.check_in_at,
+                                                                                booked_at=stay.created_at)
+            why = self._unavoidable(stay, stay.listing, now, for_delete=False)
+            self._count(incident, why, "the pipeline could see the stay and reach the lock")
+
+    def _count(self, incident: Incident, unavoidable_because: str | None, avoidable_because: str) -> None:
+        step_minutes = self.config.step_minutes
+        incident.minutes += step_minutes
+        if unavoidable_because is None:
+            incident.avoidable_minutes += step_minutes
+        incident.reason = unavoidable_because or avoidable_because
+
+    def _unavoidable(self, stay: TruthStay, lock: int, now: datetime, *, for_delete: bool) -> str | None:
+        """Why the pipeline could not have done better, or None: it had a step since the stay's last
+        change where it read Stays (and that record) and could reach the lock."""
+        corrupt = set(self.corrupt_steps.get(stay.booking.rid, ()))
+        kills = self.world.points.killed.get(stay.booking.code, [])
+        blind = stopped = unreachable = killed = 0
+        for at, saw, daemon, offline, full in reversed(self.history):
+            if at < stay.changed_at:
+                break
+            seen = saw and at not in corrupt
+            reachable = lock not in offline and (for_delete or lock not in full)
+            # A killed run is relaunched in the next half-hour slot (the sensor's cursor and run-key slot).
+            running = not any(k <= at < k + RELAUNCH_AFTER_KILL for k in kills)
+            if seen and reachable and running:
+                return None
+            stopped += not daemon
+            blind += daemon and not seen
+            unreachable += not reachable
+            killed += not running
+        reasons = [text for count, text in ((unreachable, "lock unreachable (offline or PIN storage full)"),
+                                             (blind, "Stays did not serve the stay (down, slow, empty or malformed)"),
+                                             (stopped, "daemon stopped"),
+                                             (killed, "its PIN run was killed, relaunched in the next half-hour slot"))
+                   if count]
+        return "; ".join(reasons) + " from the stay's booking or last change to now"
+
+    def _sample_attention(self, now: datetime) -> None:
+        try:
+            rows = self.driver.attention(now)
+        except Exception:  # noqa: BLE001 - the view is read like a person would; a dead connection is retried next step
+            return
+        for row in rows:
+            codes = [c for c in (row.get("reservation_code") or "").split(",") if c]  # run_failed names a batch's stays
+            for key in [(row["issue"], c) for c in codes] + [(row["issue"], "L:" + (row.get("listing_code") or ""))]:
+                self.attention_seen.setdefault(key, now)
+                self.attention_log[key].append(now)
+            label = row.get("reservation_code") or row.get("listing_code") or "-"
+            first, _last = self.attention_spans[row["issue"]].get(label, (now, now))
+            self.attention_spans[row["issue"]][label] = (first, now)
+
+    # -- the end -------------------------------------------------------------------------------
+
+    def summarise(self) -> None:
+        """The season's figures, once every fault healed and the pipeline settled."""
+        result, config, truth = self.result, self.config, self.truth.stays
+        guests = [s for s in truth.values() if s.booking.kind == "guest"]
+        result.bookings = len(truth)
+        result.guest_stays = len(guests)
+        result.blocks = len(truth) - len(guests)
+        result.cancelled = sum(1 for s in guests if s.status == "cancelled")
+        result.modified = sum(1 for s in guests if s.booking.change and not s.booking.change.kind.startswith("cancel")
+                              and s.changed_at > s.created_at)
+        result.stays_arrived = sum(1 for s in guests
+                                   if s.status == "confirmed" and config.begin <= s.window[0] < config.end)
+        result.last_minute = sum(1 for s in guests
+                                 if s.booking.lead_class in ("hours", "minutes") and s.created_at >= config.begin)
+        starts = {(s.listing, s.check_in) for s in truth.values() if s.status == "confirmed"}
+        result.same_day_turnovers = sum(1 for s in guests
+                                        if s.status == "confirmed" and (s.listing, s.check_out) in starts
+                                        and config.begin <= s.check_out_at < config.end)
+        result.pins_issued = sum(1 for device in self.lock_ids for p in self.world.tuya.pins(device)
+                                 if labelled_code(p) is not None)
+        result.spent_keys_skipped = self.driver.skipped_spent_keys
+        result.runs = self.driver.launched_runs
+        for incident in result.lockouts.values():
+            surfaced = self._first_surfaced(incident)
+            if surfaced is not None:
+                incident.surfaced_at, incident.surfaced_as = surfaced
+        result.attention = {issue: dict(spans) for issue, spans in self.attention_spans.items()}
+        result.attention_leads = self._attention_leads()
+
+    def _first_surfaced(self, incident: Incident) -> tuple[datetime, str] | None:
+        """When admin.attention first showed a person the lockout (the stay, its listing, or, when
+        Stays did not serve it, the failing feed), after the stay was booked."""
+        stay = self.truth.by_code[incident.code]
+        blind = "Stays did not serve" in incident.reason or "daemon stopped" in incident.reason
+        candidates = []
+        for (issue, key), seen in self.attention_log.items():
+            relevant = key in (incident.code, "L:" + self.listing_codes[stay.listing]) or (
+                blind and issue in ("sync_failing", "sync_stale"))  # then the failing feed is what a person sees
+            after = [at for at in seen if at >= stay.created_at] if relevant else []
+            if after:
+                candidates.append((after[0], issue))
+        return min(candidates) if candidates else None
+
+    def _attention_leads(self) -> dict[str, list[float]]:
+        """Per issue: hours between a stay's first appearance and its check-in, for stays it named."""
+        leads: dict[str, list[float]] = defaultdict(list)
+        for (issue, key), at in self.attention_seen.items():
+            stay = self.truth.by_code.get(key)
+            if stay is None or at >= stay.check_out_at:
+                continue  # listing-level items, and items about stays already gone (a revoke that failed)
+            leads[issue].append((stay.check_in_at - at).total_seconds() / 3600)
+        return leads
+
+
+def labelled_code(pin: SandboxPin) -> str | None:
+    """The stay a PIN is for, from the label the pipeline gives it (None: not the pipeline's PIN)."""
+    if not pin.name.startswith(LABEL_PREFIX):
+        return None
+    return pin.name[len(LABEL_PREFIX):].split(" ")[0]
