@@ -20,6 +20,14 @@ from lock_pipeline.storage.migrations import apply_migrations
 
 _TEMPLATE = "lp_template"
 _counter = itertools.count()
+_NEEDS_POSTGRES = {"postgres_server_url", "database_url", "engine"}
+
+
+def pytest_collection_modifyitems(items):
+    """A test that needs Postgres is an integration test (so is a module marked so: sandbox servers)."""
+    for item in items:
+        if _NEEDS_POSTGRES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)
 
 
 @pytest.fixture(scope="session")

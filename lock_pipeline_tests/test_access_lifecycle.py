@@ -244,11 +244,12 @@ def _stays_due_now(world, harness, n: int, *, code_prefix: str, street: str):
     return h, listings
 
 
-def test_a_burst_costs_a_ticket_and_a_create_per_pin_and_one_token_per_run(world, harness, monkeypatch):
-    """More than 10 PINs due at once go in one run: one Tuya client (one token) for the run, then
-    exactly a ticket and a create per PIN: no search of the lock's list for a row the attempt has
-    just inserted, no phase read after the create. The codes say pending_on_lock (the create's
-    answer does not say the lock has the PIN) until the next tick's confirm reads the phase."""
+def test_a_burst_costs_a_ticket_and_a_create_per_pin_and_no_token_call(world, harness, monkeypatch):
+    """More than 10 PINs due at once go in one run: one Tuya client for the run, using the token the
+    deployment's runs share (an earlier run fetched it: no token call at all), then exactly a ticket
+    and a create per PIN: no search of the lock's list for a row the attempt has just inserted, no
+    phase read after the create. The codes say pending_on_lock (the create's answer does not say the
+    lock has the PIN) until the next tick's confirm reads the phase."""
     from lock_pipeline.access import executor as executor_module
 
     n = 12  # > SINGLE_ACTION_RUNS_UP_TO: batched into one run
@@ -266,7 +267,7 @@ def test_a_burst_costs_a_ticket_and_a_create_per_pin_and_one_token_per_run(world
     [run] = h.tick()
     assert run.success
     calls = calls_by_kind(h.tuya.request_log[seen:])
-    assert calls == Counter({"token": 1, "ticket": n, "create": n}), calls
+    assert calls == Counter({"ticket": n, "create": n}), calls
     assert len(clients) == n and len({id(c) for c in clients}) == 1  # one client for every step of the run
     assert clients[0]._http.is_closed  # closed when the run ended
     codes = [h.state_of(f"BRST{i:02d}") for i in range(n)]
@@ -277,7 +278,7 @@ def test_a_burst_costs_a_ticket_and_a_create_per_pin_and_one_token_per_run(world
     seen = len(h.tuya.request_log)
     [confirms] = h.tick()  # the next tick confirms them: one phase read each, in one run
     assert confirms.success
-    assert calls_by_kind(h.tuya.request_log[seen:]) == Counter({"token": 1, "get_temp_password": n})
+    assert calls_by_kind(h.tuya.request_log[seen:]) == Counter({"get_temp_password": n})
     assert [h.state_of(f"BRST{i:02d}") for i in range(n)] == ["active"] * n
     assert h.tick() == []
     h.assert_truth()
@@ -304,8 +305,8 @@ def test_a_long_lived_client_renews_an_expired_token_between_steps(world, harnes
     [run] = h.tick()
     assert run.success
     calls = calls_by_kind(h.tuya.request_log[seen:])
-    # one grant, two renewals by refresh token, and the two calls refused with 1010 sent again
-    assert calls == Counter({"token": 1, "token_refresh": 2, "ticket": n + 2, "create": n}), calls
+    # the shared token (no grant), two renewals by refresh token, and the two calls refused with 1010 sent again
+    assert calls == Counter({"token_refresh": 2, "ticket": n + 2, "create": n}), calls
     assert all(len([p for p in h.tuya.pins(device) if p.phase in (1, 2)]) == 1 for _l, device in listings)
     h.settle()
     assert [h.state_of(f"TOKN{i:02d}") for i in range(n)] == ["active"] * n

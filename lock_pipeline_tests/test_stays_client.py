@@ -17,6 +17,8 @@ from lock_pipeline.stays import client as client_module
 from lock_pipeline.stays.client import ALL_RESERVATION_TYPES, StaysClient, StaysError, StaysNotFound
 from lock_pipeline.stays.records import InvalidRecord, parse_listing, parse_reservation
 
+pytestmark = pytest.mark.integration  # sandbox servers on loopback
+
 SECRET = "s3cr3t-do-not-print"
 START = date(2026, 7, 1)
 LISTINGS = [listing_record(i, f"Apto {i}", f"Title {i}", "Rua A", str(i), "", "Rio de Janeiro") for i in range(3)]

@@ -21,6 +21,8 @@ from lock_pipeline.sandbox.seed import Seed, hex_id, listing_record, reservation
 from lock_pipeline.sandbox.stays_server import WEBHOOK_ACTIONS, StaysSandbox
 from lock_pipeline.stays.client import StaysClient
 
+pytestmark = pytest.mark.integration  # sandbox servers on loopback
+
 SECRET = "hook-s3cr3t"
 CLIENT_ID = "acme-api-login"
 AUTH = (CLIENT_ID, SECRET)

@@ -17,6 +17,8 @@ from lock_pipeline.sandbox.seed import Seed, hex_id, listing_record, reservation
 from lock_pipeline.sandbox.stays_server import StaysSandbox
 from lock_pipeline.stays.client import StaysClient, StaysError, StaysNotFound, StaysWriteRefused
 
+pytestmark = pytest.mark.integration  # sandbox servers on loopback
+
 SECRET = "wr1te-s3cr3t-never-shown"
 CLIENT_ID = "sandbox-client"
 AUTH = (CLIENT_ID, SECRET)

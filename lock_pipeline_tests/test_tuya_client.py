@@ -15,6 +15,8 @@ from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
 from lock_pipeline.tuya import client as client_module
 from lock_pipeline.tuya.client import TempPassword, TuyaClient, TuyaCode, TuyaDevice, TuyaError
 
+pytestmark = pytest.mark.integration  # sandbox servers on loopback
+
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=timezone.utc)
 FRONT = SeedLock(device_id="eb00000000000000000001", name="Fechadura Atlantica 101")
 BACK = SeedLock(device_id="eb00000000000000000002", name="Ipanema 304", online=False)

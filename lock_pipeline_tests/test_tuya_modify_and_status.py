@@ -24,6 +24,8 @@ from lock_pipeline.tuya import (
 )
 from lock_pipeline.tuya.ticket_crypto import decrypt_ticket_key, encrypt_pin
 
+pytestmark = pytest.mark.integration  # sandbox servers on loopback
+
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=timezone.utc)
 FRONT = SeedLock(device_id="eb00000000000000000001", name="Fechadura Atlantica 101")
 BACK = SeedLock(device_id="eb00000000000000000002", name="Ipanema 304", online=False)

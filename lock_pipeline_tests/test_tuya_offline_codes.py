@@ -14,6 +14,8 @@ from lock_pipeline.sandbox.seed import SeedLock
 from lock_pipeline.sandbox.tuya_cloud import OFFLINE_CODE_DIGITS, TuyaSandbox, _ok
 from lock_pipeline.tuya import OfflinePassword, TuyaClient, TuyaCode, TuyaError
 
+pytestmark = pytest.mark.integration  # sandbox servers on loopback
+
 NOW = datetime(2025, 3, 14, 15, 0, tzinfo=timezone.utc)   # a whole hour
 START = NOW - timedelta(hours=3)                             # the sandbox clock starts at 12:00 UTC
 FRONT = SeedLock(device_id="eb00000000000000000001", name="Fechadura Atlantica 101")

@@ -84,3 +84,25 @@ def test_a_token_stored_under_another_key_is_replaced_not_trusted(engine, cloud)
     with client(cloud, store) as tuya:
         tuya.get_device(LOCK.device_id)
     assert store.load() is not None and token_calls(cloud) == 2
+
+
+def test_a_short_day_of_six_locks_costs_one_token_call_however_many_runs(database_url, tmp_path):
+    """Measured before the shared token: 16 token calls of 38 requests in such a day (one per run)."""
+    from datetime import date, timedelta
+
+    from lock_pipeline_tests.harness import Harness, World, local
+
+    day = date(2026, 11, 24)
+    world = World()
+    for index in range(6):
+        listing, _lock = world.listing(index + 1, f"Rua do Dia {index + 1}")
+        world.stay(f"DAY{index:02d}", listing, day + timedelta(days=index % 2), day + timedelta(days=2 + index % 2))
+    h = Harness(database_url, world, tmp_path, local(day, 8))
+    try:
+        for step in range(24):  # 08:00 .. 19:30, every half hour: syncs, ticks and their runs
+            h.step(local(day, 8) + timedelta(minutes=30 * step))
+        calls = [path for _method, path in h.tuya.request_log]
+        assert h.launched_runs >= 6 and len(calls) > 30
+        assert sum(1 for path in calls if path.startswith("/v1.0/token")) == 1
+    finally:
+        h.close()

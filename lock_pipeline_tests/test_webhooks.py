@@ -8,44 +8,15 @@ from datetime import date, timedelta
 
 import httpx
 import pytest
-from dagster import RunRequest, build_sensor_context
 from sqlalchemy import text
 
-from lock_pipeline.orchestration.webhooks import stays_webhooks_sensor
 from lock_pipeline.sandbox.seed import hex_id, reservation_record
-from lock_pipeline.stays.receiver import BackgroundReceiver, webhook_url
+from lock_pipeline.stays.receiver import webhook_url
 from lock_pipeline.stays.webhooks import MAX_BODY_BYTES
 from lock_pipeline_tests.harness import Harness, World, local
+from season.driver import WEBHOOK_TOKEN as TOKEN
 
 D0 = date(2026, 11, 24)  # Tuesday
-TOKEN = "t" * 20 + "-webhook-test-token-0123456789"
-
-
-class WebhookHarness(Harness):
-    """The harness with the receiver on loopback and the sandbox sending to it."""
-
-    def start_receiver(self) -> None:
-        self.receiver = BackgroundReceiver(self.engine, host="127.0.0.1", port=0, token=TOKEN,
-                                           client_id=self.stays.client_id, now=lambda: self.now).start()
-        self.url = webhook_url(f"http://127.0.0.1:{self.receiver.port}", TOKEN)
-        self.stays.set_webhook_url(self.url)
-        self.webhook_cursor: str | None = None
-
-    def close(self) -> None:
-        self.receiver.stop()
-        super().close()
-
-    def deliver(self) -> list:
-        """Wait for the sandbox's deliveries, then what the daemon does: evaluate the webhook sensor and run
-        what it asks for, in process."""
-        assert self.stays.wait_for_webhooks(10)
-        resources = {key: self.defs.resources[key] for key in ("postgres", "clock")}
-        context = build_sensor_context(instance=self.instance, cursor=self.webhook_cursor, resources=resources)
-        result = stays_webhooks_sensor(context)
-        self.webhook_cursor = context.cursor
-        job = self.defs.resolve_job_def("stays_webhooks_job")
-        return [job.execute_in_process(run_config=r.run_config, tags=r.tags, instance=self.instance)
-                for r in ([result] if isinstance(result, RunRequest) else [])]
 
 
 @pytest.fixture
@@ -54,8 +25,7 @@ def h(database_url, tmp_path):
     listing, _lock = world.listing(1, "Vila Madalena 81")
     world.listing(2, "Pompéia 82")
     world.stay("INHSE", listing, D0 - timedelta(days=1), D0 + timedelta(days=1))
-    harness = WebhookHarness(database_url, world, tmp_path, local(D0, 9))
-    harness.start_receiver()
+    harness = Harness(database_url, world, tmp_path, local(D0, 9), webhooks=True)
     harness.step(local(D0, 9))
     yield harness
     harness.close()
@@ -82,7 +52,7 @@ def book(h: Harness, code: str, index: int, check_in: date, nights: int = 2, **f
 def test_a_last_minute_booking_gets_its_pin_from_the_webhook_run_without_a_sync(h):
     h.move_to(local(D0, 14))
     book(h, "LASTM", 1, D0)  # arrives today 15:00: access opened at 13:00
-    [run] = h.deliver()
+    [run] = h.deliver_webhooks()
     assert run.success and run.dagster_run.tags["lock_pipeline/webhooks"]
     assert h.state_of("LASTM") == "active"  # created and confirmed in the webhook's own run
     [(device, pin)] = h.pins_of("LASTM")
@@ -101,7 +71,7 @@ def test_a_cancellation_revokes_the_pin_from_its_minimal_payload(h):
     stay = h.stays.reservations()[0]  # INHSE, in the house with its PIN
     [(device, pin)] = h.pins_of("INHSE")
     h.stays.cancel_reservation(stay["_id"])  # the webhook carries only id, _id and _idlisting
-    [run] = h.deliver()
+    [run] = h.deliver_webhooks()
     assert run.success and h.state_of("INHSE") == "revoked"
     assert not h.tuya.would_open(device, pin, h.now)
 
@@ -109,10 +79,10 @@ def test_a_cancellation_revokes_the_pin_from_its_minimal_payload(h):
 def test_a_change_a_duplicate_and_an_out_of_order_pair_change_nothing_twice(h):
     h.move_to(local(D0, 14))
     record = book(h, "DUPLI", 1, D0 + timedelta(days=1))
-    h.deliver()
+    h.deliver_webhooks()
     h.stays.duplicate_next_webhooks(1)
     h.stays.modify_reservation(record["_id"], checkOutDate=(D0 + timedelta(days=4)).isoformat())
-    h.deliver()
+    h.deliver_webhooks()
     created = [w for w in webhooks(h) if w.action == "reservation.modified"]
     assert len(created) == 1  # the second delivery of the same body was answered "duplicate", not stored again
     assert any(d.status == 200 for d in h.stays.webhook_log if d.action == "reservation.modified")
@@ -121,7 +91,7 @@ def test_a_change_a_duplicate_and_an_out_of_order_pair_change_nothing_twice(h):
     h.stays.modify_reservation(record["_id"], checkOutDate=(D0 + timedelta(days=5)).isoformat())
     h.stays.modify_reservation(record["_id"], checkOutDate=(D0 + timedelta(days=6)).isoformat())
     h.stays.release_webhooks(reverse=True)
-    h.deliver()
+    h.deliver_webhooks()
     with h.engine.connect() as conn:
         stored = conn.execute(text("SELECT check_out_date FROM pipeline.reservations WHERE code = 'DUPLI'")).scalar()
     assert stored == D0 + timedelta(days=6)
@@ -134,9 +104,9 @@ def test_a_payload_that_lies_about_dates_loses_to_the_fetched_reservation(h):
     stay = h.stays.reservations()[0]
     lie = {"_dt": "2026-11-24T17:00:00Z", "action": "reservation.modified",
            "payload": {**stay, "checkOutDate": "2027-12-31", "checkInDate": "2026-01-01"}}
-    answer = httpx.post(h.url, json=lie, headers={"x-stays-client-id": h.stays.client_id})
+    answer = httpx.post(h.webhook_url, json=lie, headers={"x-stays-client-id": h.stays.client_id})
     assert answer.status_code == 200 and answer.json()["status"] == "pending"
-    h.deliver()
+    h.deliver_webhooks()
     with h.engine.connect() as conn:
         check_out = conn.execute(text("SELECT check_out_date FROM pipeline.reservations WHERE code = 'INHSE'")).scalar()
     assert check_out == D0 + timedelta(days=1)  # what Stays says, not what the body claimed
@@ -147,7 +117,7 @@ def test_a_payload_that_lies_about_dates_loses_to_the_fetched_reservation(h):
     ("not json", 400), ("not a webhook", 400), ("no reservation id", 400),
 ])
 def test_forged_oversized_and_malformed_webhooks_get_a_clear_4xx_and_change_nothing(h, case, status):
-    url, headers = h.url, {"x-stays-client-id": h.stays.client_id, "content-type": "application/json"}
+    url, headers = h.webhook_url, {"x-stays-client-id": h.stays.client_id, "content-type": "application/json"}
     body = json.dumps({"_dt": "2026-11-24T17:00:00Z", "action": "reservation.canceled",
                        "payload": {"_id": h.stays.reservations()[0]["_id"]}}).encode()
     if case == "wrong token":
@@ -170,20 +140,20 @@ def test_forged_oversized_and_malformed_webhooks_get_a_clear_4xx_and_change_noth
     assert TOKEN not in answer.text
     [row] = webhooks(h)
     assert row.state == "rejected" and row.reservation_ref is None  # a row nobody has to read, nothing to act on
-    assert h.deliver() == [] and h.state_of("INHSE") == before == "active"
+    assert h.deliver_webhooks() == [] and h.state_of("INHSE") == before == "active"
 
 
 def test_an_action_the_pipeline_does_not_know_is_kept_ignored_and_answered_2xx(h):
-    answer = httpx.post(h.url, json={"_dt": "2026-11-24T17:00:00Z", "action": "client.created",
+    answer = httpx.post(h.webhook_url, json={"_dt": "2026-11-24T17:00:00Z", "action": "client.created",
                                      "payload": {"_id": "abc"}}, headers={"x-stays-client-id": h.stays.client_id})
     assert answer.status_code == 200 and answer.json()["status"] == "ignored"
     [row] = webhooks(h)
-    assert row.state == "ignored" and h.deliver() == []
+    assert row.state == "ignored" and h.deliver_webhooks() == []
 
 
 def test_with_the_receiver_down_the_next_sync_catches_up_and_a_silent_feed_is_flagged(h):
     h.move_to(local(D0, 14))
-    h.receiver.stop()  # the receiver is down: Stays' deliveries fail
+    h.stop_receiver()  # the receiver is down: Stays' deliveries fail
     book(h, "NOHOK", 1, D0 + timedelta(days=1))
     h.stays.wait_for_webhooks(10)
     assert webhooks(h) == []
@@ -191,8 +161,8 @@ def test_with_the_receiver_down_the_next_sync_catches_up_and_a_silent_feed_is_fl
     assert h.state_of("NOHOK") == "active"
     h.start_receiver()
     book(h, "HEARD", 1, D0 + timedelta(days=5))
-    h.deliver()  # the feed works again...
-    h.receiver.stop()
+    h.deliver_webhooks()  # the feed works again...
+    h.stop_receiver()
     for day, code in ((1, "SILN1"), (2, "SILN2")):  # ...then goes silent while bookings keep coming
         book(h, code, 1, D0 + timedelta(days=6 + day))
         h.step(local(D0, 15 + day))
@@ -206,7 +176,7 @@ def test_a_webhook_that_cannot_be_applied_shows_until_a_sync_catches_up(h):
     h.stays.set_outage(True)  # Stays' API is down when the re-fetch happens
     try:
         assert h.stays.wait_for_webhooks(10)
-        h.deliver()
+        h.deliver_webhooks()
     finally:
         h.stays.set_outage(False)
     [row] = [w for w in webhooks(h) if w.action == "reservation.created"]

@@ -41,6 +41,7 @@ from lock_pipeline.storage.database import engine_for
 
 STAYS_CLIENT_ID = "sandbox-client"
 STAYS_CLIENT_SECRET = "sandbox-secret"
+WEBHOOK_TOKEN = "season-and-tests-webhook-token-0123456789"
 MAX_PINS_PER_LOCK = 50  # a sandbox lock's PIN storage unless told otherwise
 QUIET_LOGGING = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 _SILENT = logging.getLogger("season.driver.silent")
@@ -62,14 +63,21 @@ def simulation_definitions(database_url: str, *, stays: StaysSandbox | None, tuy
         resources["stays"] = StaysResource(base_url=stays.base_url, client_id=STAYS_CLIENT_ID,
                                            client_secret=STAYS_CLIENT_SECRET, backoff_seconds=0.01,
                                            timeout_seconds=stays_timeout)
-    if tuya is not None:
+    if tuya is not None:  # one token shared by every run through Postgres, as in a deployment
         resources["tuya"] = TuyaResource(base_url=tuya.base_url, access_id=tuya.access_id,
                                          access_secret=tuya.access_secret, ca_bundle=tuya.ca_cert_path,
-                                         timeout_seconds=tuya_timeout, backoff_seconds=0.01)
+                                         timeout_seconds=tuya_timeout, backoff_seconds=0.01,
+                                         token_database_url=database_url, token_key=pin_key)
     resources.update(extra or {})
     if step_retry_delay is None:
         return build_definitions(settings, resources=resources)
     return build_definitions(settings, resources=resources, pin_retry_policy=fast_retry_policy(step_retry_delay))
+
+
+def run_near_term_sync(defs: Definitions, *, instance: DagsterInstance, run_config: dict | None = None):
+    """What the 30-minute schedule launches: the near-term sync, locks, mapping and the audit."""
+    return defs.resolve_job_def("sync_job").execute_in_process(
+        instance=instance, run_config=run_config, tags={"lock_pipeline/trigger": "schedule"}, raise_on_error=False)
 
 
 def run_sync(defs: Definitions, *, now: datetime, instance: DagsterInstance, raise_on_error: bool = False,
@@ -101,7 +109,7 @@ class PipelineDriver:
                  instance: DagsterInstance | None = None, pin_key: str | None = None,
                  settings: Settings | None = None, max_pins_per_lock: int = MAX_PINS_PER_LOCK,
                  stays_timeout: float = 2.0, tuya_timeout: float = 2.0, quiet: bool = False, keep_runs: bool = True,
-                 step_retry_delay: float | None = None) -> None:
+                 step_retry_delay: float | None = None, webhooks: bool = False) -> None:
         workdir = Path(workdir)
         workdir.mkdir(parents=True, exist_ok=True)
         self.database_url = database_url
@@ -109,7 +117,8 @@ class PipelineDriver:
         self.clock.set(start)
         self.pin_key = pin_key or Fernet.generate_key().decode()
         self.settings = settings or load_settings({"LOCK_PIPELINE_HOME": str(workdir / "home")})
-        self.stays = StaysSandbox(seed, client_id=STAYS_CLIENT_ID, client_secret=STAYS_CLIENT_SECRET).start()
+        self.stays = StaysSandbox(seed, client_id=STAYS_CLIENT_ID, client_secret=STAYS_CLIENT_SECRET,
+                                  clock=self.clock).start()
         try:
             self.tuya = TuyaSandbox(seed.locks, clock=self.clock, max_pins_per_lock=max_pins_per_lock).start()
         except BaseException:
@@ -129,6 +138,10 @@ class PipelineDriver:
         self.skipped_spent_keys = 0
         self.launched_runs = 0
         self.failures_not_recorded = 0
+        self.webhook_cursor: str | None = None
+        self.receiver = None
+        if webhooks:
+            self.start_receiver()
 
     def use_step_retry_delay(self, seconds: float | None) -> None:
         """(Re)build the pipeline's Definitions; ``seconds`` shortens the waits between a PIN step's retries."""
@@ -139,8 +152,49 @@ class PipelineDriver:
                                            step_retry_delay=seconds)
 
     def close(self) -> None:
+        self.stop_receiver()
         self.stays.stop()
         self.tuya.stop()
+
+    # -- webhooks ---------------------------------------------------------------------------
+
+    def start_receiver(self) -> None:
+        """The real receiver on loopback, and the sandbox sending its webhooks to it (as `lock-pipeline up`)."""
+        from lock_pipeline.stays.receiver import BackgroundReceiver, webhook_url
+
+        self.receiver = BackgroundReceiver(self.engine, host="127.0.0.1", port=0, token=WEBHOOK_TOKEN,
+                                           client_id=STAYS_CLIENT_ID, now=self.clock.now).start()
+        self.webhook_url = webhook_url(f"http://127.0.0.1:{self.receiver.port}", WEBHOOK_TOKEN)
+        self.stays.set_webhook_url(self.webhook_url)
+
+    def stop_receiver(self) -> None:
+        """The receiver goes down: Stays' deliveries fail (the syncs still catch up)."""
+        if self.receiver is not None:
+            self.receiver.stop()
+            self.receiver = None
+
+    def deliver_webhooks(self, wait_seconds: float = 10.0) -> list:
+        """Let the sandbox's deliveries land, then what the daemon does: evaluate the webhook sensor and run
+        what it asks for, in process."""
+        from lock_pipeline.orchestration.webhooks import stays_webhooks_sensor
+
+        self.stays.wait_for_webhooks(wait_seconds)
+        resources = {key: self.defs.resources[key] for key in ("postgres", "clock")}
+        context = build_sensor_context(instance=self.instance, cursor=self.webhook_cursor, resources=resources)
+        if self.quiet:
+            context._logger = _SILENT
+        request = stays_webhooks_sensor(context)
+        self.webhook_cursor = context.cursor
+        if not isinstance(request, RunRequest):
+            return []
+        job = self.defs.resolve_job_def("stays_webhooks_job")
+        outcome = job.execute_in_process(run_config=self._run_config(request.run_config), tags=request.tags,
+                                         instance=self.instance, raise_on_error=False)
+        self.launched_runs += 1
+        self.record_failure(outcome)
+        if self.keep_runs:
+            self.runs.append(outcome)
+        return [outcome]
 
     def renew_instance(self) -> None:
         """A fresh in-memory Dagster instance (bounds memory over a long season). Spent run keys are
@@ -164,11 +218,21 @@ class PipelineDriver:
         return {**(config or {}), **QUIET_LOGGING}
 
     def sync(self):
-        """One scheduled sync run (never raises: a failed run is a result)."""
+        """One full sync run (never raises: a failed run is a result)."""
         result = run_sync(self.defs, now=self.now, instance=self.instance, raise_on_error=False,
                           run_config=self._run_config(None))
         self.record_failure(result)
         return result
+
+    def scheduled_syncs(self, previous: datetime | None) -> list:
+        """What the schedules launch between ``previous`` and now: the near-term sync, and the full one
+        when its cadence came round (always at the first step)."""
+        outcomes = [run_near_term_sync(self.defs, instance=self.instance, run_config=self._run_config(None))]
+        self.record_failure(outcomes[0])
+        period = self.settings.full_sync_hours * 3600
+        if previous is None or int(self.now.timestamp()) // period != int(previous.timestamp()) // period:
+            outcomes.append(self.sync())
+        return outcomes
 
     def record_failure(self, outcome) -> None:
         """What the daemon's run-failure sensor (record_failed_runs) does for a failed run."""

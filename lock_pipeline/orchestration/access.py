@@ -98,7 +98,7 @@ def perform_pin_action(context: OpExecutionContext, planned: dict, postgres: Pos
     final_attempt = context.retry_number >= PIN_STEP_RETRIES
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now,
-                                  policy=settings.access_policy(), run_id=context.run_id)
+                                  policy=settings.access_policy(), run_id=context.run.run_id)
         try:
             outcome = executor.perform(action, final_attempt=final_attempt)
         except TuyaError as error:
@@ -145,11 +145,11 @@ def reprocess_stay(context: OpExecutionContext, config: ReprocessConfig, postgre
         reservation_id = stays_store.find_stay_by_code(conn, config.reservation_code)
         if reservation_id is None:
             raise Failure(description=f"no stay with code {config.reservation_code!r}: see admin.reservations")
-        reset = access_store.request_retry(conn, reservation_id, run_id=context.run_id, now=clock.now())
+        reset = access_store.request_retry(conn, reservation_id, run_id=context.run.run_id, now=clock.now())
     context.log.info(f"reprocess {config.reservation_code}: {reset} failed code(s) reset")
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now, policy=policy,
-                                  run_id=context.run_id)
+                                  run_id=context.run.run_id)
         done = run_due_work_for_stay(postgres.engine, executor, reservation_id, clock.now, policy, context.log)
     context.log.info(f"reprocess {config.reservation_code}: {done} action(s) done")
 

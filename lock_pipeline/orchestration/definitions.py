@@ -86,7 +86,6 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
     full_sync_job = define_asset_job(
         "full_sync_job",
         selection=AssetSelection.groups(*SYNC_GROUPS) - AssetSelection.assets("stays_near_term_reservations"),
-        partitions_def=arrival_months,
         executor_def=in_process_executor,
         description="Listings and the whole sync window by arrival month (and locks, mapping, audit): what the "
                     "full-sync schedule, `lock-pipeline sync` and a backfill run.",

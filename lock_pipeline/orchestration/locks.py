@@ -59,7 +59,7 @@ def accommodation_lock_mappings(context: AssetExecutionContext, postgres: Postgr
     with postgres.engine.begin() as conn:
         summary = store.refresh_suggestions(
             conn, clock.now(), auto_confirm_score=config.match_auto_confirm_score,
-            min_margin=config.match_min_margin, run_id=context.run_id,
+            min_margin=config.match_min_margin, run_id=context.run.run_id,
         )
         counts = store.mapping_counts(conn)
     context.log.info(f"mappings: {counts}; auto-confirmed now: {len(summary.auto_confirmed)}")
@@ -130,7 +130,7 @@ def decide_mapping(context: OpExecutionContext, config: MappingDecision, postgre
     try:
         with postgres.engine.begin() as conn:
             outcome = store.decide(conn, config.action, config.listing, config.lock_id, config.decided_by,
-                                   clock.now(), context.run_id)
+                                   clock.now(), context.run.run_id)
     except store.MappingError as error:
         raise Failure(description=str(error)) from error
     context.log.info(outcome)

@@ -47,7 +47,7 @@ def _stays_sync(context: AssetExecutionContext, stays_client, postgres: Postgres
     return StaysSync(
         postgres.engine, stays_client, now=clock.now, default_time_zone=config.timezone,
         default_check_in=config.default_check_in, default_check_out=config.default_check_out,
-        run_id=context.run_id, progress=context.log.info,
+        run_id=context.run.run_id, progress=context.log.info,
     )
 
 

@@ -59,10 +59,10 @@ def apply_stays_webhooks(context: OpExecutionContext, config: StaysWebhooksConfi
     with stays.client() as stays_client, tuya.client() as tuya_client:
         sync = StaysSync(engine, stays_client, now=clock.now, default_time_zone=config_settings.timezone,
                          default_check_in=config_settings.default_check_in,
-                         default_check_out=config_settings.default_check_out, run_id=context.run_id,
+                         default_check_out=config_settings.default_check_out, run_id=context.run.run_id,
                          progress=context.log.info)
         executor = AccessExecutor(engine, tuya_client, pin_vault.vault(), now=clock.now,
-                                  policy=settings.access_policy(), run_id=context.run_id)
+                                  policy=settings.access_policy(), run_id=context.run.run_id)
         for webhook_id in config.webhook_ids:
             with engine.connect() as conn, conn.begin():  # the row stays locked while it is applied
                 claimed = webhook_store.claim(conn, [webhook_id])
@@ -71,7 +71,7 @@ def apply_stays_webhooks(context: OpExecutionContext, config: StaysWebhooksConfi
                 [webhook] = claimed
                 state, reason, error, stay_id = _apply(context, sync, webhook)
                 webhook_store.finish(conn, webhook_id, state=state, reason=reason, now=clock.now(),
-                                     run_id=context.run_id, reservation_id=stay_id, error=error)
+                                     run_id=context.run.run_id, reservation_id=stay_id, error=error)
             if stay_id is not None and state == WebhookState.APPLIED:
                 done = run_due_work_for_stay(engine, executor, stay_id, clock.now, settings.access_policy(), context.log,
                                              keep_going=True)
@@ -95,7 +95,7 @@ def _apply(context: OpExecutionContext, sync: StaysSync, webhook) -> tuple[Webho
         with sync.engine.begin() as conn:  # the stay's audit trail, beside its PIN actions
             access_store.record_event(conn, code_id=None, reservation_id=result.reservation_id,
                                       device_id=HISTORY_DEVICE, action=EventAction.STAYS_WEBHOOK, outcome=result.change,
-                                      run_id=context.run_id, at=sync.now(), detail=what)
+                                      run_id=context.run.run_id, at=sync.now(), detail=what)
     context.log.info(f"{result.code or webhook.reservation_ref}: {what}")
     return WebhookState.APPLIED, what, None, result.reservation_id
 
