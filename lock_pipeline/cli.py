@@ -84,6 +84,20 @@ def _parser() -> argparse.ArgumentParser:
     move.add_argument("--check-out", default=None, help="YYYY-MM-DD")
     move.set_defaults(handler=_sandbox_move)
 
+    backup = commands.add_parser("backup-code", help="a stay's offline backup code: clear it at the lock when the stay "
+                                                     "no longer has access (it cannot be deleted remotely)")
+    backup_commands = backup.add_subparsers(dest="backup_command", required=True)
+    clear = backup_commands.add_parser("clear", help="print the code that, typed at the lock, clears the stay's "
+                                                     "backup code (Tuya clear_one); recorded")
+    clear.add_argument("code", help="the stay's code")
+    clear.add_argument("--by", default=os.environ.get("USER", "cli"), help="who asked, for the audit trail")
+    clear.set_defaults(handler=_backup_clear)
+    cleared = backup_commands.add_parser("cleared", help="confirm the clear code was typed at the lock "
+                                                         "(admin.attention stops listing it)")
+    cleared.add_argument("code", help="the stay's code")
+    cleared.add_argument("--by", default=os.environ.get("USER", "cli"), help="who did it, for the audit trail")
+    cleared.set_defaults(handler=_backup_cleared)
+
     settings = commands.add_parser("settings", help="every setting: its value here, default and meaning")
     settings.add_argument("--markdown", action="store_true", help="the README's settings table")
     settings.set_defaults(handler=_settings)
@@ -153,6 +167,9 @@ def _reprocess(args: argparse.Namespace) -> int:
 
 
 def _pin_show(args: argparse.Namespace) -> int:
+    from zoneinfo import ZoneInfo
+
+    from lock_pipeline.access import backup_store
     from lock_pipeline.access import store as access_store
     from lock_pipeline.access.pins import PinVault
     from lock_pipeline.clock import clock_from_environment
@@ -162,13 +179,24 @@ def _pin_show(args: argparse.Namespace) -> int:
     with _database() as (settings, engine), engine.begin() as conn:
         reservation_id = find_stay_by_code(conn, args.code)
         stored = access_store.current_pin(conn, reservation_id) if reservation_id else None
-        if stored is None:
+        backup = backup_store.current_backup(conn, reservation_id) if reservation_id else None
+        if stored is None and backup is None:
             print(f"no PIN for stay {args.code!r} (see admin.reservations for its access_state)", file=sys.stderr)
             return 1
-        pin = PinVault(pin_key(settings)).decrypt(stored.pin_ciphertext)
-        access_store.record_reveal(conn, stored, revealed_by=args.by, reason=args.reason,
-                                   at=clock_from_environment().now())
-    print(f"{stored.reservation_code}: {pin}  ({stored.state}; this reveal is recorded)")
+        vault, now = PinVault(pin_key(settings)), clock_from_environment().now()
+        lines = []
+        if stored is not None:
+            lines.append(f"{stored.reservation_code}: {vault.decrypt(stored.pin_ciphertext)}  ({stored.state})")
+            access_store.record_reveal(conn, reservation_id, code_id=stored.code_id, backup_id=None,
+                                       revealed_by=args.by, reason=args.reason, at=now)
+        if backup is not None:
+            zone = ZoneInfo(settings.timezone)
+            lines.append(f"{args.code.upper()}: backup code {vault.decrypt(backup.code_ciphertext)}  (an offline code: "
+                         f"works even when the lock is offline, {backup.effective_from.astimezone(zone):%d/%m %H:%M} to "
+                         f"{backup.invalid_at.astimezone(zone):%d/%m %H:%M}; must be used first within 24 h of its start)")
+            access_store.record_reveal(conn, reservation_id, code_id=None, backup_id=backup.backup_id,
+                                       revealed_by=args.by, reason=args.reason, at=now)
+    print("\n".join(lines) + "\n(this reveal is recorded)")
     return 0
 
 
@@ -348,19 +376,12 @@ def _webhooks(args: argparse.Namespace) -> int:
 
 def _sandbox_call(method: str, path: str, body: dict | None = None) -> dict:
     """A call to the running Stays sandbox's admin endpoints (found through the data directory)."""
-    import json
-
     import httpx
 
-    from lock_pipeline.runtime import SANDBOX_FILE
+    from lock_pipeline.runtime import running_sandbox
 
-    settings = load_settings()
-    found = settings.home / SANDBOX_FILE
-    if not found.exists():
-        raise SettingsError([f"no running Stays sandbox for {settings.home}: start the embedded default with "
-                             "`lock-pipeline up` (the sandbox exists only while it runs)"])
-    sandbox = json.loads(found.read_text())
-    answer = httpx.request(method, sandbox["stays_admin_url"] + path, json=body, timeout=10,
+    sandbox = running_sandbox(load_settings(), "stays")
+    answer = httpx.request(method, sandbox["admin_url"] + path, json=body, timeout=10,
                            auth=(sandbox["client_id"], sandbox["client_secret"]))
     if answer.status_code >= 400:
         raise SystemExit(f"the sandbox refused: HTTP {answer.status_code} {answer.text[:300]}")
@@ -391,6 +412,46 @@ def _sandbox_move(args: argparse.Namespace) -> int:
     body = {k: v for k, v in (("checkInDate", args.check_in), ("checkOutDate", args.check_out)) if v}
     moved = _sandbox_call("PATCH", f"/reservations/{args.code}", body)
     print(f"moved {moved['id']}: {moved['checkInDate']} to {moved['checkOutDate']}")
+    return 0
+
+
+def _backup_clear(args: argparse.Namespace) -> int:
+    from lock_pipeline.access import backup_store
+    from lock_pipeline.access.pins import PinVault
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.runtime import pin_key, tuya_client
+    from lock_pipeline.stays.store import find_stay_by_code
+
+    with _database() as (settings, engine):
+        with engine.connect() as conn:
+            reservation_id = find_stay_by_code(conn, args.code)
+            backup = backup_store.current_backup(conn, reservation_id) if reservation_id else None
+        if backup is None:
+            print(f"no backup code for stay {args.code!r} (admin.reservations shows backup_code_masked)", file=sys.stderr)
+            return 1
+        with tuya_client(settings) as tuya:
+            digits = tuya.clear_offline_password(backup.device_id, backup.tuya_offline_id, backup.name)
+        with engine.begin() as conn:
+            backup_store.record_clear_requested(conn, backup.backup_id, clear_ciphertext=PinVault(pin_key(settings)).encrypt(digits),
+                                                by=args.by, now=clock_from_environment().now())
+    print(f"{args.code.upper()}: type {digits} at lock {backup.device_id} to clear its backup code, then run "
+          f"`lock-pipeline backup-code cleared {args.code.upper()}` (this request is recorded)")
+    return 0
+
+
+def _backup_cleared(args: argparse.Namespace) -> int:
+    from lock_pipeline.access import backup_store
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.stays.store import find_stay_by_code
+
+    with _database() as (_settings, engine), engine.begin() as conn:
+        reservation_id = find_stay_by_code(conn, args.code)
+        backup = backup_store.current_backup(conn, reservation_id) if reservation_id else None
+        if backup is None:
+            print(f"no backup code for stay {args.code!r}", file=sys.stderr)
+            return 1
+        backup_store.record_cleared(conn, backup.backup_id, by=args.by, now=clock_from_environment().now())
+    print(f"{args.code.upper()}: its backup code is recorded as cleared at the lock")
     return 0
 
 

@@ -156,7 +156,28 @@ def _start_receiver(runtime: Runtime) -> None:
                          "/stays/webhooks/<token> (`lock-pipeline webhooks --print-url`)")
 
 
-SANDBOX_FILE = "sandbox.json"  # where `lock-pipeline sandbox ...` finds the running Stays sandbox
+SANDBOX_FILE = "sandbox.json"  # where the commands find the running sandboxes (mode 600, gone when they stop)
+
+
+def running_sandbox(settings: Settings, which: str) -> dict:
+    """How to reach the embedded default's running Stays or Tuya sandbox (`lock-pipeline up`)."""
+    found = settings.home / SANDBOX_FILE
+    sandboxes = json.loads(found.read_text()) if found.exists() else {}
+    if which not in sandboxes:
+        raise SettingsError([f"no running {which.title()} sandbox for {settings.home}: start the embedded default with "
+                             "`lock-pipeline up` (the sandboxes exist only while it runs)"
+                             + (", or set TUYA_ACCESS_ID, TUYA_ACCESS_SECRET and TUYA_REGION" if which == "tuya" else "")])
+    return sandboxes[which]
+
+
+def tuya_client(settings: Settings):
+    """A Tuya client for an operator command: the configured cloud, else the running sandbox."""
+    from lock_pipeline.tuya.client import TuyaClient
+
+    if settings.tuya is not None:
+        return TuyaClient(settings.tuya.base_url, settings.tuya.access_id, settings.tuya.access_secret)
+    sandbox = running_sandbox(settings, "tuya")
+    return TuyaClient(sandbox["base_url"], sandbox["access_id"], sandbox["access_secret"], verify=sandbox["ca_cert_path"])
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -187,6 +208,7 @@ def _start_sandboxes(runtime: Runtime) -> None:
     from lock_pipeline.sandbox.seed import build_seed
 
     seed = build_seed(clock_from_environment().now(), timezone=settings.timezone)
+    found: dict[str, dict] = {}  # what `lock-pipeline sandbox ...` and `backup-code` need to reach them
     if settings.stays is None:
         from lock_pipeline.sandbox.stays_server import StaysSandbox
 
@@ -205,10 +227,7 @@ def _start_sandboxes(runtime: Runtime) -> None:
             "STAYS_CLIENT_ID": client_id,
             "STAYS_CLIENT_SECRET": client_secret,
         })
-        sandbox_file = settings.home / SANDBOX_FILE
-        _write_private(sandbox_file, json.dumps({"stays_admin_url": stays.admin_url, "client_id": client_id,
-                                                 "client_secret": client_secret}))
-        runtime.stack.callback(sandbox_file.unlink, missing_ok=True)
+        found["stays"] = {"admin_url": stays.admin_url, "client_id": client_id, "client_secret": client_secret}
         runtime.notes.append(f"Stays sandbox: {stays.base_url} ({len(seed.listings)} listings, {len(seed.reservations)} "
                              "stays; its webhooks go to the receiver)")
     if settings.tuya is None:
@@ -227,4 +246,9 @@ def _start_sandboxes(runtime: Runtime) -> None:
             # The usual variable for a private CA; the Tuya client honours it, httpx's Stays client does not read it.
             "REQUESTS_CA_BUNDLE": tuya.ca_cert_path,
         })
+        found["tuya"] = {"base_url": tuya.base_url, "access_id": tuya.access_id, "access_secret": tuya.access_secret,
+                         "ca_cert_path": tuya.ca_cert_path}
         runtime.notes.append(f"Tuya sandbox: {tuya.base_url} ({len(seed.locks)} locks)")
+    sandbox_file = settings.home / SANDBOX_FILE
+    _write_private(sandbox_file, json.dumps(found))
+    runtime.stack.callback(sandbox_file.unlink, missing_ok=True)

@@ -226,6 +226,13 @@ class Settings:
                                             "access opens this long before check-in")
     access_grace_minutes: int = _bounded_int("LOCK_PIPELINE_ACCESS_GRACE_MINUTES", 0, 0, 24 * 60, "minutes",
                                              "access ends this long after check-out")
+    backup_code_lead_minutes: int = _bounded_int(
+        "LOCK_PIPELINE_BACKUP_CODE_LEAD_MINUTES", 180, 0, 24 * 60, "minutes",
+        "when a stay's PIN is not on its lock this long before access opens (lock offline, storage full), an "
+        "offline backup code is issued")
+    battery_low_percent: int = _bounded_int("LOCK_PIPELINE_BATTERY_LOW_PERCENT", 20, 1, 99, "percent",
+                                            "a lock at or below this (or reporting `low`) is listed when a guest "
+                                            "arrives within 7 days")
     program_ahead_hours: int = _bounded_int("LOCK_PIPELINE_PROGRAM_AHEAD_HOURS", 48, 1, 24 * 30, "hours",
                                             "how early a PIN is programmed, so a sleeping lock has time to receive it")
     missing_tolerance_hours: int = _bounded_int("LOCK_PIPELINE_MISSING_TOLERANCE_HOURS", 24, 1, 24 * 30, "hours",
@@ -284,6 +291,10 @@ class Settings:
     @property
     def access_grace(self) -> timedelta:
         return timedelta(minutes=self.access_grace_minutes)
+
+    @property
+    def backup_code_lead(self) -> timedelta:
+        return timedelta(minutes=self.backup_code_lead_minutes)
 
     @property
     def program_ahead(self) -> timedelta:
@@ -438,6 +449,7 @@ LOCK_OFFLINE_ARRIVED_WITHIN = timedelta(hours=2)        # ... or one that arrive
 RUN_FAILED_WITHIN = timedelta(hours=24)                 # failed runs listed for this long
 SYNC_STALE_AFTER = timedelta(hours=1)                   # no successful sync for this long
 WEBHOOKS_SILENT_AFTER = timedelta(hours=2)              # no webhook for this long while the syncs find changes
+BATTERY_ARRIVAL_WITHIN = timedelta(days=7)              # a low battery matters with a guest arriving this soon
 
 
 def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -451,6 +463,7 @@ def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
         "attention.run_failed_within": (interval_text(RUN_FAILED_WITHIN), "interval"),
         "attention.sync_stale_after": (interval_text(SYNC_STALE_AFTER), "interval"),
         "attention.webhooks_silent_after": (interval_text(WEBHOOKS_SILENT_AFTER), "interval"),
+        "attention.battery_arrival_within": (interval_text(BATTERY_ARRIVAL_WITHIN), "interval"),
     }
     for spec, value in _declared(settings):
         if not spec.secret and value is not None:

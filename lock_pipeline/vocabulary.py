@@ -54,12 +54,30 @@ class ActionKind(StrEnum):
 
     GENERATE = "generate"
     MODIFY = "modify"    # move a PIN's window, same digits (a date change on the same lock)
+    BACKUP = "backup"    # an offline code for a stay whose PIN is not on its lock near arrival
     CONFIRM = "confirm"
     REVOKE = "revoke"
 
 
 # Generate (and move) before confirm before revoke: a guest mid-stay gets the new PIN before losing the old one.
-ACTION_ORDER = {ActionKind.GENERATE: 0, ActionKind.MODIFY: 0, ActionKind.CONFIRM: 1, ActionKind.REVOKE: 2}
+ACTION_ORDER = {ActionKind.GENERATE: 0, ActionKind.MODIFY: 0, ActionKind.CONFIRM: 1, ActionKind.BACKUP: 1,
+                ActionKind.REVOKE: 2}
+
+
+class BackupState(StrEnum):
+    """pipeline.backup_codes.state."""
+
+    REQUESTING = "requesting"   # asked of the cloud; the answer is not stored yet
+    ISSUED = "issued"           # the cloud answered: the code works at the lock in its window
+    LOST = "lost"               # refused by the cloud, or its answer never stored (a run died): given to nobody
+
+
+class OfflineCodes(StrEnum):
+    """pipeline.locks.offline_codes: whether the lock's model supports offline passwords."""
+
+    UNKNOWN = "unknown"
+    SUPPORTED = "supported"
+    UNSUPPORTED = "unsupported"
 
 
 class EventAction(StrEnum):
@@ -87,6 +105,9 @@ class AttentionIssue(StrEnum):
     PIN_NOT_ON_LOCK_YET = "pin_not_on_lock_yet"
     LOCK_OFFLINE_ARRIVAL_SOON = "lock_offline_arrival_soon"
     PIN_CHANGED = "pin_changed"
+    BACKUP_CODE_ISSUED = "backup_code_issued"
+    BACKUP_CODE_OUTSTANDING = "backup_code_outstanding"
+    LOCK_BATTERY_LOW = "lock_battery_low"
     RUN_FAILED = "run_failed"
     WEBHOOK_FAILED = "webhook_failed"
     WEBHOOKS_SILENT = "webhooks_silent"

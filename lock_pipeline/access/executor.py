@@ -25,12 +25,12 @@ from datetime import datetime
 from sqlalchemy import Connection, Engine
 
 from lock_pipeline import checkpoints
-from lock_pipeline.access import store
-from lock_pipeline.access.pins import PinVault, generate_pin, lock_label, mask_pin
+from lock_pipeline.access import backup_store, store
+from lock_pipeline.access.pins import PinVault, backup_label, generate_pin, lock_label, mask_pin
 from lock_pipeline.access.planning import AccessPolicy, Action, Desired, Window, desired_access, next_retry_at
 from lock_pipeline.mapping import locks
 from lock_pipeline.tuya.client import TuyaClient, TuyaCode, TuyaError
-from lock_pipeline.vocabulary import ActionKind, CodeState
+from lock_pipeline.vocabulary import ActionKind, CodeState, OfflineCodes
 
 SKIPPED = "skipped"
 
@@ -63,6 +63,8 @@ class AccessExecutor:
                 return self._confirm(action)
             if action.kind == ActionKind.REVOKE:
                 return self._revoke(action)
+            if action.kind == ActionKind.BACKUP:
+                return self._backup(action)
         raise ValueError(f"unknown PIN action {action.kind!r}")
 
     # ------------------------------------------------------------------ generate
@@ -210,6 +212,67 @@ class AccessExecutor:
             store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
                                device_id=action.device_id, action=action.kind, outcome="error",
                                run_id=self.run_id, at=self.now(), password_id=password_id, detail=str(error)[:500])
+
+    # ------------------------------------------------------------------ backup
+
+    def _backup(self, action: Action) -> Outcome:
+        """An offline code for a stay whose PIN is not on its lock near arrival: the lock computes it
+        itself, so it opens while the lock is offline or its storage full. Only inside the stay's window
+        (action.window, whole hours: planning.backup_window). It cannot be deleted remotely."""
+        now = self.now()
+        with self.engine.begin() as conn:
+            stay, codes = store.load_stay(conn, action.reservation_id)
+            wanted = desired_access(stay, now, self.policy)
+            if wanted is None or wanted.device_id != action.device_id \
+                    or not (wanted.window.start <= action.window.start and action.window.end <= wanted.window.end):
+                return self._skip(conn, action, None, "no longer wanted: the stay or its lock changed since it was planned")
+            if any(c.device_id == action.device_id and c.window == wanted.window and c.state == CodeState.ACTIVE
+                   for c in codes):
+                return self._skip(conn, action, None, "the PIN is on the lock now")
+            if any(b.device_id == action.device_id and b.window.end > now
+                   and wanted.window.start <= b.window.start and b.window.end <= wanted.window.end
+                   for b in backup_store.live_backups(conn, [action.reservation_id], now)):
+                return self._skip(conn, action, None, "a backup code already covers the stay")
+            backup_store.mark_unanswered_lost(conn, action.reservation_id, action.device_id)
+            attempt = backup_store.requests_so_far(conn, action.reservation_id, action.device_id) + 1
+            name = backup_label(stay.code, attempt)
+            backup_id = backup_store.insert_request(conn, reservation_id=action.reservation_id,
+                                                    device_id=action.device_id, name=name, window=action.window,
+                                                    run_id=self.run_id, now=now)
+        try:
+            offline = self.tuya.create_offline_password(action.device_id, name=name, effective=action.window.start,
+                                                        invalid=action.window.end)
+        except TuyaError as error:
+            if error.code in (TuyaCode.LOCK_TYPE_NOT_SUPPORTED, TuyaCode.DUPLICATE_NAME, TuyaCode.NAME_TOO_LONG,
+                              TuyaCode.TOO_MANY_OFFLINE_PASSWORDS, TuyaCode.PARAM_ILLEGAL):
+                return self._backup_refused(action, backup_id, error)
+            self._record_error(action, None, error)
+            raise
+        now = self.now()
+        with self.engine.begin() as conn:
+            backup_store.record_issued(conn, backup_id, tuya_offline_id=offline.password_id,
+                                       code_ciphertext=self.vault.encrypt(offline.digits),
+                                       code_masked=mask_pin(offline.digits), effective_from=offline.effective,
+                                       invalid_at=offline.invalid, now=now)
+            locks.record_offline_codes(conn, action.device_id, OfflineCodes.SUPPORTED, now)
+            store.record_event(conn, code_id=None, reservation_id=action.reservation_id, device_id=action.device_id,
+                               action=ActionKind.BACKUP, outcome="issued", run_id=self.run_id, at=now,
+                               detail=f"offline code valid {offline.effective:%Y-%m-%d %H:%M}..{offline.invalid:%Y-%m-%d %H:%M} UTC "
+                                      "(must be used first within 24 h of its start)")
+        return Outcome(action, "issued", f"offline code {offline.effective:%H:%M}..{offline.invalid:%Y-%m-%d %H:%M} UTC")
+
+    def _backup_refused(self, action: Action, backup_id: int, error: TuyaError) -> Outcome:
+        """The cloud created nothing. A lock whose model has no offline codes is marked so (its stays keep
+        the alerts of an offline lock); other refusals are recorded and planned again later."""
+        now = self.now()
+        with self.engine.begin() as conn:
+            backup_store.record_refused(conn, backup_id)
+            if error.code == TuyaCode.LOCK_TYPE_NOT_SUPPORTED:
+                locks.record_offline_codes(conn, action.device_id, OfflineCodes.UNSUPPORTED, now)
+            store.record_event(conn, code_id=None, reservation_id=action.reservation_id, device_id=action.device_id,
+                               action=ActionKind.BACKUP, outcome="refused", run_id=self.run_id, at=now,
+                               detail=str(error)[:500])
+        return Outcome(action, "refused", str(error))
 
     # ------------------------------------------------------------------ confirm
 

@@ -62,6 +62,11 @@ def lock_label(reservation_code: str, guest_first_name: str | None) -> str:
     return label[:LABEL_MAX]
 
 
+def backup_label(reservation_code: str, attempt: int = 1) -> str:
+    """How a stay's offline backup code is named in the cloud (unique among the lock's live ones)."""
+    return f"{LABEL_PREFIX}{reservation_code} B{attempt if attempt > 1 else ''}"[:LABEL_MAX]
+
+
 def mask_pin(pin: str) -> str:
     """All but the last two digits hidden: enough for a guest and a host to tell codes apart."""
     return "•" * (len(pin) - 2) + pin[-2:]

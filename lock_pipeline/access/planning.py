@@ -17,7 +17,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from lock_pipeline.settings import DEFAULTS, Settings
-from lock_pipeline.vocabulary import ACTION_ORDER, LIVE_STATES, ActionKind, CodeState, StayKind, StayStatus
+from lock_pipeline.vocabulary import (
+    ACTION_ORDER,
+    LIVE_STATES,
+    ActionKind,
+    CodeState,
+    OfflineCodes,
+    StayKind,
+    StayStatus,
+)
 
 # After a failed generate: try again after these delays, then leave it to a person.
 RETRY_DELAYS = (timedelta(minutes=15), timedelta(hours=1), timedelta(hours=3), timedelta(hours=6), timedelta(hours=12))
@@ -33,13 +41,16 @@ class AccessPolicy:
     missing_tolerance: timedelta = DEFAULTS.missing_tolerance
     default_lead: timedelta = DEFAULTS.access_lead
     default_grace: timedelta = DEFAULTS.access_grace
+    backup_lead: timedelta = DEFAULTS.backup_code_lead
     stale_after: timedelta = timedelta(minutes=10)   # a run that stopped mid-action (killed)
     confirm_every: timedelta = timedelta(minutes=5)  # poll a pending code this often (a new one at once)
+    lock_takes_at_most: timedelta = timedelta(minutes=15)  # an online lock that has not taken a PIN by then may not
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "AccessPolicy":
         return cls(program_ahead=settings.program_ahead, missing_tolerance=settings.missing_tolerance,
-                   default_lead=settings.access_lead, default_grace=settings.access_grace)
+                   default_lead=settings.access_lead, default_grace=settings.access_grace,
+                   backup_lead=settings.backup_code_lead)
 
 
 @dataclass(frozen=True)
@@ -68,6 +79,8 @@ class StayAccess:
     lead_minutes: int | None = None  # per-listing override
     grace_minutes: int | None = None
     previous_check_out: datetime | None = None  # the previous guest's check-out on this listing, if it is close
+    offline_codes: str | None = None  # whether the listing's lock supports offline codes (OfflineCodes)
+    lock_online: bool | None = None  # the lock's online flag at the last lock refresh
 
 
 @dataclass(frozen=True)
@@ -85,6 +98,7 @@ class AccessCode:
     tuya_phase: int | None = None  # None: the lock's phase was never read (just created)
     retry_requested_at: datetime | None = None  # a person asked (reprocess) for its work to run now
     modify_refused_at: datetime | None = None  # the lock refused to move this PIN's window
+    created_at: datetime | None = None
 
     @property
     def movable(self) -> bool:
@@ -180,6 +194,41 @@ def next_retry_at(attempts: int, failed_at: datetime, window: Window | None = No
     return urgent_from if scheduled is None or scheduled > urgent_from else scheduled
 
 
+@dataclass(frozen=True)
+class BackupCode:
+    """An offline code issued (or being requested) for a stay on a lock, in the window the cloud uses."""
+
+    reservation_id: str
+    device_id: str
+    window: Window
+
+
+HOUR = timedelta(hours=1)
+
+
+def backup_window(access: Window, now: datetime) -> Window | None:
+    """The window to ask the cloud for an offline code: whole hours, since the cloud rounds them (floors
+    both), chosen so the code never opens outside the stay's access window.
+
+    The start is the first whole hour at or after access opens (never into the previous guest's time:
+    the access window already starts after it), but not earlier than the current hour: a code must be
+    used within 24 h of its start or it never works, so it starts no earlier than needed. The end is
+    rounded down, never past check-out. None when no whole hour fits (a window of under an hour).
+    """
+    start = max(_ceil_hour(access.start), _floor_hour(now))
+    end = _floor_hour(access.end)
+    return Window(start, end) if end > start else None
+
+
+def _floor_hour(instant: datetime) -> datetime:
+    return datetime.fromtimestamp(int(instant.timestamp()) // 3600 * 3600, tz=instant.tzinfo)
+
+
+def _ceil_hour(instant: datetime) -> datetime:
+    floor = _floor_hour(instant)
+    return floor if floor == instant else floor + HOUR
+
+
 @dataclass
 class Plan:
     actions: list[Action] = field(default_factory=list)
@@ -187,7 +236,7 @@ class Plan:
 
 
 def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], now: datetime,
-                 policy: AccessPolicy) -> Plan:
+                 policy: AccessPolicy, backups: Sequence[BackupCode] = ()) -> Plan:
     plan = Plan()
     live = [c for c in codes if c.state in LIVE_STATES]
     by_stay: dict[str, list[AccessCode]] = {}
@@ -243,6 +292,11 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
         if desired is None or now >= desired.window.end or now < desired.window.start - policy.program_ahead:
             continue
         codes_of_stay = by_stay.get(stay.reservation_id, [])
+        backup = _backup_due(stay, desired, codes_of_stay, backups, now, policy)
+        if backup is not None:
+            plan.actions.append(Action(ActionKind.BACKUP, stay.reservation_id, stay.code, stay.listing_id,
+                                       desired.device_id, backup, None,
+                                       "the PIN is not on the lock and access opens soon: an offline backup code", "new"))
         if any(c.device_id == desired.device_id and c.window == desired.window for c in codes_of_stay):
             continue
         if any(_moves_in_place(c, desired, codes_of_stay, now, policy) for c in codes_of_stay):
@@ -251,6 +305,29 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
                                    desired.window, None, "PIN due before access opens", "new"))
     plan.actions.sort(key=_execution_order)
     return plan
+
+
+def _backup_due(stay: StayAccess, desired: Desired, codes_of_stay: Sequence[AccessCode], backups: Sequence[BackupCode],
+                now: datetime, policy: AccessPolicy) -> Window | None:
+    """The window of an offline code the stay needs now, or None: ``backup_lead`` before access opens
+    (or later), its PIN is not confirmed on the lock and will not be soon (it failed: storage full, a
+    refusing cloud; or it is waiting on a lock that is offline, or has waited longer than an online
+    lock takes), the lock may support offline codes, and no code already issued covers the stay."""
+    if now < desired.window.start - policy.backup_lead or stay.offline_codes == OfflineCodes.UNSUPPORTED:
+        return None
+    pin = next((c for c in codes_of_stay if c.device_id == desired.device_id and c.window == desired.window), None)
+    if pin is None or pin.state == CodeState.ACTIVE:
+        return None  # not tried yet (the generate comes first), or on the lock
+    waiting_long = pin.created_at is not None and now - pin.created_at >= policy.lock_takes_at_most
+    if pin.state != CodeState.FAILED and stay.lock_online is not False and not waiting_long:
+        return None  # an online lock is taking it now
+    wanted = backup_window(desired.window, now)
+    if wanted is None:
+        return None
+    covered = any(b.reservation_id == stay.reservation_id and b.device_id == desired.device_id
+                  and desired.window.start <= b.window.start and b.window.end <= desired.window.end
+                  and b.window.end > now for b in backups)
+    return None if covered else wanted
 
 
 def _execution_order(action: Action) -> tuple:

@@ -22,7 +22,8 @@ from lock_pipeline.vocabulary import ENDED_STATES, ActionKind, CodeState, EventA
 _STAY_COLUMNS = """
     r.reservation_id, r.code, r.listing_id, r.kind, r.status, r.check_in_at, r.check_out_at,
     r.guest_first_name, r.missing_since, l.access_lead_minutes AS lead_minutes,
-    l.access_grace_minutes AS grace_minutes, m.device_id, prev.previous_check_out
+    l.access_grace_minutes AS grace_minutes, m.device_id, prev.previous_check_out, k.offline_codes,
+    k.online AS lock_online
 """
 # The previous guest's check-out on the same listing, when it is within two days of this check-in
 # (the longest lead plus the longest grace): the planner keeps two guests' windows from overlapping.
@@ -30,6 +31,7 @@ _STAY_FROM = """
     FROM pipeline.reservations r
     JOIN pipeline.listings l USING (listing_id)
     LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
+    LEFT JOIN pipeline.locks k ON k.device_id = m.device_id
     LEFT JOIN LATERAL (
         SELECT max(p.check_out_at) AS previous_check_out FROM pipeline.reservations p
         WHERE p.listing_id = r.listing_id AND p.status = 'confirmed' AND p.kind = 'guest'
@@ -38,7 +40,7 @@ _STAY_FROM = """
     ) prev ON true
 """
 _CODE_COLUMNS = ("code_id, reservation_id, device_id, valid_from, valid_until, state, attempts, updated_at, "
-                 "next_attempt_at, tuya_password_id, tuya_phase, retry_requested_at, modify_refused_at")
+                 "next_attempt_at, tuya_password_id, tuya_phase, retry_requested_at, modify_refused_at, created_at")
 _LIVE = "state NOT IN (" + ", ".join(f"'{state}'" for state in sorted(ENDED_STATES)) + ")"
 _MAX_LEAD_OR_GRACE = timedelta(hours=24)  # listings.access_*_minutes are capped at 1440
 
@@ -323,11 +325,13 @@ def current_pin(conn: Connection, reservation_id: str) -> StoredPin | None:
     return StoredPin(**{**row, "pin_ciphertext": bytes(row["pin_ciphertext"])}) if row else None
 
 
-def record_reveal(conn: Connection, pin: StoredPin, *, revealed_by: str, reason: str | None, at: datetime) -> None:
+def record_reveal(conn: Connection, reservation_id: str, *, code_id: int | None, backup_id: int | None,
+                  revealed_by: str, reason: str | None, at: datetime) -> None:
+    """Who saw a stay's PIN (``code_id``) or its backup code (``backup_id``) in clear, and why."""
     conn.execute(text("""
-        INSERT INTO pipeline.pin_reveals (code_id, reservation_id, revealed_by, reason, at)
-        VALUES (:c, :r, :by, :reason, :at)
-    """), {"c": pin.code_id, "r": pin.reservation_id, "by": revealed_by, "reason": reason, "at": at})
+        INSERT INTO pipeline.pin_reveals (code_id, backup_id, reservation_id, revealed_by, reason, at)
+        VALUES (:c, :b, :r, :by, :reason, :at)
+    """), {"c": code_id, "b": backup_id, "r": reservation_id, "by": revealed_by, "reason": reason, "at": at})
 
 
 def latest_pin_ciphertext(conn: Connection) -> bytes | None:

@@ -12,6 +12,7 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from lock_pipeline.tuya.client import TuyaDevice
+from lock_pipeline.vocabulary import OfflineCodes
 
 DEFAULT_PIN_LENGTH = 7  # Wi-Fi locks take 7 digits (pipeline.locks.pin_length's default says the same)
 
@@ -23,20 +24,29 @@ def store_locks(conn: Connection, devices: Sequence[TuyaDevice], now: datetime) 
     written = 0
     for d in devices:
         seen.add(d.device_id)
-        digest = f"{d.name}|{d.category}|{d.product_name}|{d.online}"
+        battery = d.battery
+        digest = f"{d.name}|{d.category}|{d.product_name}|{d.online}|{battery.value if battery else ''}"
         if known.get(d.device_id) == digest:
             continue
         written += 1
         conn.execute(text("""
             INSERT INTO pipeline.locks (device_id, name, category, product_name, online, first_seen_at, last_seen_at,
-                last_online_at, content_hash)
-            VALUES (:id, :name, :category, :product, :online, :now, :now, CASE WHEN :online THEN CAST(:now AS timestamptz) END, :digest)
+                last_online_at, content_hash, battery, battery_kind, battery_percent, battery_reported_at)
+            VALUES (:id, :name, :category, :product, :online, :now, :now, CASE WHEN :online THEN CAST(:now AS timestamptz) END,
+                    :digest, :battery, :battery_kind, :battery_percent, CASE WHEN :has_battery THEN CAST(:now AS timestamptz) END)
             ON CONFLICT (device_id) DO UPDATE SET name = EXCLUDED.name, category = EXCLUDED.category,
                 product_name = EXCLUDED.product_name, online = EXCLUDED.online, last_seen_at = EXCLUDED.last_seen_at,
                 last_online_at = COALESCE(EXCLUDED.last_online_at, pipeline.locks.last_online_at),
-                missing_since = NULL, content_hash = EXCLUDED.content_hash
+                missing_since = NULL, content_hash = EXCLUDED.content_hash,
+                battery = COALESCE(EXCLUDED.battery, pipeline.locks.battery),
+                battery_kind = COALESCE(EXCLUDED.battery_kind, pipeline.locks.battery_kind),
+                battery_percent = CASE WHEN EXCLUDED.battery IS NULL THEN pipeline.locks.battery_percent
+                                       ELSE EXCLUDED.battery_percent END,
+                battery_reported_at = COALESCE(EXCLUDED.battery_reported_at, pipeline.locks.battery_reported_at)
         """), {"id": d.device_id, "name": d.name, "category": d.category, "product": d.product_name,
-               "online": d.online, "now": now, "digest": digest})
+               "online": d.online, "now": now, "digest": digest, "has_battery": battery is not None,
+               "battery": battery.value if battery else None, "battery_kind": battery.kind if battery else None,
+               "battery_percent": battery.percent if battery else None})
     vanished = [device for device in known if device not in seen]
     if vanished and devices:
         conn.execute(text(
@@ -53,6 +63,18 @@ def present_locks(conn: Connection) -> list[tuple[str, str]]:
 
 def is_known(conn: Connection, device_id: str) -> bool:
     return bool(conn.execute(text("SELECT 1 FROM pipeline.locks WHERE device_id = :d"), {"d": device_id}).scalar())
+
+
+def offline_codes(conn: Connection, device_id: str) -> str:
+    """Whether the lock supports offline codes, as far as the cloud has told us (OfflineCodes)."""
+    value = conn.execute(text("SELECT offline_codes FROM pipeline.locks WHERE device_id = :d"), {"d": device_id}).scalar()
+    return value or OfflineCodes.UNKNOWN
+
+
+def record_offline_codes(conn: Connection, device_id: str, support: OfflineCodes, now: datetime) -> None:
+    """What the cloud's answer to an offline-code request says of the lock's model."""
+    conn.execute(text("UPDATE pipeline.locks SET offline_codes = :s, offline_codes_checked_at = :now WHERE device_id = :d"),
+                 {"s": support, "now": now, "d": device_id})
 
 
 def pin_length(conn: Connection, device_id: str) -> int:

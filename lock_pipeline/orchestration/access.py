@@ -39,6 +39,7 @@ from dagster import (
 )
 from pydantic import Field, field_validator
 
+from lock_pipeline.access import backup_store
 from lock_pipeline.access import store as access_store
 from lock_pipeline.access.audit import audit_lock
 from lock_pipeline.access.executor import AccessExecutor
@@ -166,7 +167,8 @@ def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str,
     for confirm_only in (False, True):
         with engine.connect() as conn:
             stay, codes = access_store.load_stay(conn, reservation_id)
-        for action in due_now_for_stay(stay, codes, now(), policy):
+            backups = backup_store.live_backups(conn, [reservation_id], now())
+        for action in due_now_for_stay(stay, codes, now(), policy, backups):
             if confirm_only and action.kind != ActionKind.CONFIRM:
                 continue
             try:
@@ -182,10 +184,10 @@ def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str,
     return done
 
 
-def due_now_for_stay(stay, codes, now, policy: AccessPolicy) -> list[Action]:
+def due_now_for_stay(stay, codes, now, policy: AccessPolicy, backups=()) -> list[Action]:
     if stay is None:
         return []
-    return plan_actions({stay.reservation_id: stay}, codes, now, policy).actions
+    return plan_actions({stay.reservation_id: stay}, codes, now, policy, backups).actions
 
 
 @job(executor_def=in_process_executor, tags={RunTag.KIND: RunKind.REPROCESS, RunTag.TUYA: "1"},
@@ -244,7 +246,8 @@ def pin_actions_sensor(context: SensorEvaluationContext, postgres: PostgresResou
     now, policy = clock.now(), settings.access_policy()
     with postgres.engine.connect() as conn:
         stays, codes = access_store.load_for_planning(conn, now, policy)
-    plan = plan_actions(stays, codes, now, policy)
+        backups = backup_store.live_backups(conn, list(stays), now)
+    plan = plan_actions(stays, codes, now, policy, backups)
     launched = launched_recently(context.cursor, now, CURSOR_MEMORY)
     fresh = [a for a in plan.actions if a.key not in launched]
     for note in plan.waiting[:20]:

@@ -99,7 +99,7 @@ def apply_migrations(engine: Engine, settings: Settings | None = None, sql_dir: 
                 if migration.version <= version:
                     continue
                 with conn.begin():
-                    conn.exec_driver_sql(migration.path.read_text())
+                    _run_script(conn, migration.path.read_text())
                     conn.execute(
                         text("INSERT INTO pipeline.schema_migrations (version, name) VALUES (:v, :n)"),
                         {"v": migration.version, "n": migration.name},
@@ -150,7 +150,7 @@ def _apply_views(conn: Connection, sql_dir: Path) -> None:
         body = path.read_text()
         savepoint = conn.begin_nested()
         try:
-            conn.exec_driver_sql(body)
+            _run_script(conn, body)
             savepoint.commit()
         except DBAPIError:
             savepoint.rollback()
@@ -158,12 +158,18 @@ def _apply_views(conn: Connection, sql_dir: Path) -> None:
             if not names:
                 raise
             for name in names:  # views after it in the order that read it are dropped too, and re-created below
-                conn.exec_driver_sql(f"DROP VIEW IF EXISTS {name} CASCADE")
-            conn.exec_driver_sql(body)
+                _run_script(conn, f"DROP VIEW IF EXISTS {name} CASCADE")
+            _run_script(conn, body)
     conn.execute(text("""
         INSERT INTO pipeline.schema_views (singleton, checksum, applied_at) VALUES (true, :c, now())
         ON CONFLICT (singleton) DO UPDATE SET checksum = EXCLUDED.checksum, applied_at = EXCLUDED.applied_at
     """), {"c": checksum})
+
+
+def _run_script(conn: Connection, sql: str) -> None:
+    """A schema file as written: through the driver without parameters, so a literal % is just a %."""
+    with conn.connection.dbapi_connection.cursor() as cursor:
+        cursor.execute(sql)
 
 
 def _ensure_version_table(conn: Connection) -> None:

@@ -1,4 +1,4 @@
--- Every guest stay with its PIN's state, masked PIN and access window in the listing's local time.
+-- Every guest stay with its PIN's state, masked PIN, access window and backup code, in the listing's local time.
 CREATE OR REPLACE VIEW admin.reservations AS
 SELECT r.code                                  AS reservation_code,
        COALESCE(NULLIF(l.internal_name, ''), l.title) AS listing_name,
@@ -23,10 +23,16 @@ SELECT r.code                                  AS reservation_code,
        (c.valid_until AT TIME ZONE r.time_zone) AS access_until,
        c.last_error,
        c.last_run_id,
-       k.name                                  AS lock_name
+       k.name                                  AS lock_name,
+       b.code_masked                           AS backup_code_masked,  -- an offline backup code exists
+       (b.effective_from AT TIME ZONE r.time_zone) AS backup_code_from,
+       (b.invalid_at AT TIME ZONE r.time_zone)     AS backup_code_until
 FROM pipeline.reservations r
 JOIN pipeline.listings l USING (listing_id)
 LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id
 LEFT JOIN pipeline.current_access_codes c ON c.reservation_id = r.reservation_id
+LEFT JOIN LATERAL (SELECT code_masked, effective_from, invalid_at FROM pipeline.backup_codes
+                   WHERE reservation_id = r.reservation_id AND state = 'issued'
+                   ORDER BY backup_id DESC LIMIT 1) b ON true
 LEFT JOIN pipeline.locks k ON k.device_id = COALESCE(c.device_id, CASE WHEN m.status = 'confirmed' THEN m.device_id END)
 WHERE r.kind = 'guest';

@@ -1,4 +1,4 @@
--- Every lock Tuya reported, its state and the listing it is confirmed for.
+-- Every lock Tuya reported, its state, what it can do, its battery, and the listing it is confirmed for.
 CREATE OR REPLACE VIEW admin.locks AS
 SELECT k.device_id AS lock_id,
        k.name      AS lock_name,
@@ -8,7 +8,15 @@ SELECT k.device_id AS lock_id,
        k.missing_since,
        k.pin_length,
        l.short_code AS mapped_listing_code,
-       COALESCE(NULLIF(l.internal_name, ''), l.title) AS mapped_listing_name
+       COALESCE(NULLIF(l.internal_name, ''), l.title) AS mapped_listing_name,
+       k.offline_codes,                       -- supported | unsupported | unknown (learnt from the cloud's answer)
+       k.battery,                             -- as the lock reports it: a percent, or a level such as 'low'
+       CASE WHEN k.battery_percent IS NOT NULL
+                THEN k.battery_percent <= (SELECT pipeline.setting('LOCK_PIPELINE_BATTERY_LOW_PERCENT')::integer)
+            WHEN k.battery IS NOT NULL THEN lower(k.battery) IN ('low', 'poweroff')
+       END AS battery_low,
+       k.battery_reported_at,
+       k.battery_kind                         -- percent or level
 FROM pipeline.locks k
 LEFT JOIN pipeline.lock_mappings m ON m.device_id = k.device_id AND m.status = 'confirmed'
 LEFT JOIN pipeline.listings l ON l.listing_id = m.listing_id;

@@ -41,7 +41,13 @@ SELECT * FROM (
     SELECT 'lock_offline_arrival_soon', l.short_code, min(r.code), min(r.check_in_at),
            'lock is offline and a guest arrives within '
            || pipeline.setting('attention.lock_offline_arrival_within')
-           || ': check its Wi-Fi and batteries'
+           || ': check its Wi-Fi and batteries; '
+           || CASE WHEN k.offline_codes = 'unsupported' THEN 'this lock has no offline codes: no backup is possible'
+                   WHEN bool_and(EXISTS (SELECT 1 FROM pipeline.backup_codes b WHERE b.reservation_id = r.reservation_id
+                                         AND b.state = 'issued' AND b.invalid_at > pipeline.clock_now()))
+                        THEN 'an offline backup code is issued for the arrival'
+                   ELSE 'an offline backup code is issued ' || pipeline.setting('LOCK_PIPELINE_BACKUP_CODE_LEAD_MINUTES')
+                        || ' minutes before access opens if the PIN is still not on the lock' END
     FROM pipeline.reservations r
     JOIN pipeline.listings l USING (listing_id)
     JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
@@ -49,7 +55,46 @@ SELECT * FROM (
     WHERE r.kind = 'guest' AND r.status = 'confirmed' AND NOT k.online
       AND r.check_in_at BETWEEN pipeline.clock_now() - (SELECT pipeline.setting('attention.lock_offline_arrived_within')::interval)
                             AND pipeline.clock_now() + (SELECT pipeline.setting('attention.lock_offline_arrival_within')::interval)
-    GROUP BY l.short_code
+    GROUP BY l.short_code, k.offline_codes
+    UNION ALL
+    SELECT 'backup_code_issued', l.short_code, r.code, b.effective_from,
+           'the PIN is not on the lock, so an offline backup code was issued (valid '
+           || to_char(b.effective_from AT TIME ZONE r.time_zone, 'DD/MM HH24:MI') || ' to '
+           || to_char(b.invalid_at AT TIME ZONE r.time_zone, 'DD/MM HH24:MI')
+           || ', to be used first within 24 h of its start): give it to the guest (lock-pipeline pin show ' || r.code || ')'
+    FROM pipeline.backup_codes b
+    JOIN pipeline.reservations r USING (reservation_id) JOIN pipeline.listings l USING (listing_id)
+    WHERE b.state = 'issued' AND b.invalid_at > pipeline.clock_now() AND b.cleared_at IS NULL
+      AND r.status = 'confirmed'
+    UNION ALL
+    SELECT 'backup_code_outstanding', l.short_code, r.code, b.invalid_at,
+           'an offline backup code still opens lock ' || b.device_id || ' until '
+           || to_char(b.invalid_at AT TIME ZONE r.time_zone, 'DD/MM HH24:MI')
+           || ' but its stay no longer has access there (' || CASE WHEN r.status <> 'confirmed' THEN 'stay ' || r.status
+                                                                  ELSE 'stay moved or lock changed' END
+           || '): clear it at the lock (lock-pipeline backup-code clear ' || r.code || ')'
+    FROM pipeline.backup_codes b
+    JOIN pipeline.reservations r USING (reservation_id) JOIN pipeline.listings l USING (listing_id)
+    LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
+    WHERE b.state = 'issued' AND b.invalid_at > pipeline.clock_now() AND b.cleared_at IS NULL
+      AND (r.status <> 'confirmed' OR m.device_id IS DISTINCT FROM b.device_id
+           OR b.effective_from < r.check_in_at - make_interval(mins => COALESCE(l.access_lead_minutes,
+                                     (SELECT pipeline.setting('LOCK_PIPELINE_ACCESS_LEAD_MINUTES')::integer)))
+           OR b.invalid_at > r.check_out_at + make_interval(mins => COALESCE(l.access_grace_minutes,
+                                     (SELECT pipeline.setting('LOCK_PIPELINE_ACCESS_GRACE_MINUTES')::integer))))
+    UNION ALL
+    SELECT 'lock_battery_low', l.short_code, min(r.code), min(r.check_in_at),
+           'lock battery is low (' || k.battery || CASE WHEN k.battery_kind = 'percent' THEN '%' ELSE '' END
+           || ') and a guest arrives within ' || pipeline.setting('attention.battery_arrival_within')
+           || ': change the batteries before the arrival'
+    FROM pipeline.reservations r
+    JOIN pipeline.listings l USING (listing_id)
+    JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
+    JOIN admin.locks k ON k.lock_id = m.device_id
+    WHERE r.kind = 'guest' AND r.status = 'confirmed' AND k.battery_low
+      AND r.check_in_at BETWEEN pipeline.clock_now()
+                            AND pipeline.clock_now() + (SELECT pipeline.setting('attention.battery_arrival_within')::interval)
+    GROUP BY l.short_code, k.battery, k.battery_kind
     UNION ALL
     SELECT 'run_failed', NULL, array_to_string(f.stay_codes, ','), f.failed_at,
            f.job_name || ' run ' || f.run_id || ' failed: see it in the Dagster UI (Runs); ' || left(COALESCE(f.message, ''), 200)
