@@ -13,6 +13,7 @@ from datetime import timedelta
 from season.bookings import check_in_at, window_of
 from season.config import SeasonConfig
 from season.faults import FAULT_KINDS
+from season.measure import LOCK
 from season.plan import build_plan
 from season.report import format_report
 from season.run import simulate
@@ -34,6 +35,12 @@ def test_a_short_season_with_every_fault_kind_meets_the_targets(database_url, tm
     # The lock planned to be unreachable from a short-notice booking to its arrival: a lockout nobody can
     # prevent, and a person was told before the guest arrived.
     assert result.unavoidable_lockouts and not result.unsurfaced_unavoidable, report
+    assert set(result.lockout_minutes_by_cause) == {LOCK}, report
+    # The last mile: what Stays announced came by webhook, a date change kept the guest's digits, and a
+    # guest whose lock was offline from before the PIN was due opened the door with the offline code.
+    assert result.webhooks_delivered >= 5 and result.webhook_runs >= 1, report
+    assert result.date_changes_same_lock >= 1 and result.date_changes_kept_digits == result.date_changes_same_lock, report
+    assert result.backup_codes_used and result.offline_code_stranger_minutes == (0, 0), report
 
 
 def test_the_plan_is_reproducible_from_the_seed():

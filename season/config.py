@@ -49,6 +49,7 @@ class SeasonConfig:
     tuya_timeout: float = 2.0
     fast_step_retries: bool = True      # shorten only the wall-clock wait between step retries
     max_ticks_per_step: int = 8
+    webhooks: bool = True               # Stays sends webhooks to the real receiver (the fast path); the syncs stay
     progress: bool = False
 
     @property

@@ -16,6 +16,8 @@ from collections import Counter, defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import text
+
 from lock_pipeline.access.pins import LABEL_PREFIX
 from season.config import RELAUNCH_AFTER_KILL
 from season.result import Incident, SeasonResult
@@ -58,6 +60,7 @@ class Measurement:
         self._sample_strangers(now, opening)
         self._sample_lockouts(now, opening)
         self._sample_attention(now)
+        self._sample_offline_code_strangers(now)
 
     def _sample_pins(self, now: datetime) -> dict[tuple[str, str], int]:
         """(lock, stay code) -> PINs that open it now; a stay's duplicate live PINs are recorded."""
@@ -100,6 +103,8 @@ class Measurement:
             device = self.lock_ids[stay.listing]
             if opening.get((device, stay.booking.code)):
                 continue
+            if self._backup_code_opens(device, stay.booking.code, now):
+                continue
             incident = self.result.lockouts.get(stay.booking.code)
             if incident is None:
                 incident = self.result.lockouts[stay.booking.code] = Incident(stay.booking.code, device, now,
@@ -108,11 +113,45 @@ class Measurement:
             why = self._unavoidable(stay, stay.listing, now, for_delete=False)
             self._count(incident, why, "the pipeline could see the stay and reach the lock")
 
+    def _backup_code_opens(self, device: str, code: str, now: datetime) -> bool:
+        """The guest, without a PIN that opens, types the stay's offline backup code (the lock records
+        its first use, which keeps it working past its first 24 hours)."""
+        for offline in self.world.tuya.offline_codes(device):
+            if offline.kind == "multiple" and labelled_backup(offline.name) == code \
+                    and self.world.tuya.enter_code(device, offline.digits, now):
+                self.result.backup_codes_used.add(code)
+                return True
+        return False
+
+    def _sample_offline_code_strangers(self, now: datetime) -> None:
+        """An offline code that opens a door for someone who has no access there now (a stay cancelled or
+        moved after its code was issued): it cannot be deleted remotely, only cleared at the lock."""
+        for index, device in enumerate(self.lock_ids):
+            for offline in self.world.tuya.offline_codes(device):
+                code = labelled_backup(offline.name) if offline.kind == "multiple" else None
+                if code is None or not self.world.tuya.would_open(device, offline.digits, now):
+                    continue
+                stay = self.truth.by_code.get(code)
+                if stay is not None and stay.status == "confirmed" and stay.listing == index \
+                        and stay.window[0] <= now < stay.window[1]:
+                    continue
+                incident = self.result.offline_code_strangers.setdefault(code, Incident(code, device, now))
+                incident.minutes += self.config.step_minutes
+                told = self.attention_seen.get(("backup_code_outstanding", code))
+                if incident.surfaced_at is None and told is not None:
+                    incident.surfaced_at, incident.surfaced_as = told, "backup_code_outstanding"
+                if told is None or told > incident.first_at:
+                    incident.avoidable_minutes += self.config.step_minutes  # nobody was told before it could open
+                incident.reason = "an offline code of a stay cancelled or moved still opens the lock"
+
     def _count(self, incident: Incident, unavoidable_because: str | None, avoidable_because: str) -> None:
         step_minutes = self.config.step_minutes
         incident.minutes += step_minutes
         if unavoidable_because is None:
             incident.avoidable_minutes += step_minutes
+            incident.minutes_by_cause[PIPELINE] += step_minutes
+        else:
+            incident.minutes_by_cause[cause_of(unavoidable_because)] += step_minutes
         incident.reason = unavoidable_because or avoidable_because
 
     def _unavoidable(self, stay: TruthStay, lock: int, now: datetime, *, for_delete: bool) -> str | None:
@@ -121,11 +160,13 @@ class Measurement:
         corrupt = set(self.corrupt_steps.get(stay.booking.rid, ()))
         kills = self.world.points.killed.get(stay.booking.code, [])
         blind = stopped = unreachable = killed = 0
+        # An offline code needs only the cloud: a lock that has them is reachable for a guest's way in.
+        backup_possible = not for_delete and lock not in self.world.no_offline_codes
         for at, saw, daemon, offline, full in reversed(self.history):
             if at < stay.changed_at:
                 break
             seen = saw and at not in corrupt
-            reachable = lock not in offline and (for_delete or lock not in full)
+            reachable = backup_possible or (lock not in offline and (for_delete or lock not in full))
             # A killed run is relaunched in the next half-hour slot (the sensor's cursor and run-key slot).
             running = not any(k <= at < k + RELAUNCH_AFTER_KILL for k in kills)
             if seen and reachable and running:
@@ -134,10 +175,10 @@ class Measurement:
             blind += daemon and not seen
             unreachable += not reachable
             killed += not running
-        reasons = [text for count, text in ((unreachable, "lock unreachable (offline or PIN storage full)"),
-                                             (blind, "Stays did not serve the stay (down, slow, empty or malformed)"),
-                                             (stopped, "daemon stopped"),
-                                             (killed, "its PIN run was killed, relaunched in the next half-hour slot"))
+        reasons = [text for count, text in ((unreachable, UNREACHABLE),
+                                             (blind, BLIND),
+                                             (stopped, STOPPED),
+                                             (killed, KILLED))
                    if count]
         return "; ".join(reasons) + " from the stay's booking or last change to now"
 
@@ -185,6 +226,31 @@ class Measurement:
                 incident.surfaced_at, incident.surfaced_as = surfaced
         result.attention = {issue: dict(spans) for issue, spans in self.attention_spans.items()}
         result.attention_leads = self._attention_leads()
+        self._count_date_changes(guests)
+        log = self.driver.stays.webhook_log
+        result.webhooks_sent = len({d.event for d in log if d.attempt > 0})
+        result.webhooks_delivered = len({d.event for d in log if d.delivered})
+        result.webhooks_dropped = len({d.event for d in log if d.attempt == 0})
+        result.backup_codes_issued = sum(1 for device in self.lock_ids for c in self.world.tuya.offline_codes(device)
+                                         if c.kind in ("multiple", "once"))
+
+    def _count_date_changes(self, guests: list) -> None:
+        """Stays whose dates moved on the same lock after their PIN was on it, and how many kept their
+        digits (a guest who already has the code should not get a new one for a date change)."""
+        moved = [s for s in guests if s.status == "confirmed" and s.booking.change
+                 and not s.booking.change.kind.startswith("cancel") and s.booking.change.listing in (None, s.booking.listing)
+                 and s.changed_at > s.created_at]
+        with self.driver.engine.connect() as conn:
+            for stay in moved:
+                issued_before = conn.execute(text("""
+                    SELECT count(*) FROM pipeline.access_codes c JOIN pipeline.reservations r USING (reservation_id)
+                    WHERE r.code = :code AND c.pin_ciphertext IS NOT NULL AND c.created_at <= :changed"""),
+                    {"code": stay.booking.code, "changed": stay.changed_at}).scalar()
+                if not issued_before:
+                    continue
+                self.result.date_changes_same_lock += 1
+                if len({pin for _device, pin in self.driver.pins_of(stay.booking.code)}) == 1:
+                    self.result.date_changes_kept_digits += 1
 
     def _first_surfaced(self, incident: Incident) -> tuple[datetime, str] | None:
         """When admin.attention first showed a person the lockout (the stay, its listing, or, when
@@ -209,6 +275,36 @@ class Measurement:
                 continue  # listing-level items, and items about stays already gone (a revoke that failed)
             leads[issue].append((stay.check_in_at - at).total_seconds() / 3600)
         return leads
+
+
+# Why a guest stood at a locked door (the season's lockout minutes by cause).
+PIPELINE = "the pipeline could have acted"
+STAYS = "Stays never served the stay"
+LOCK = "lock unreachable and no offline code possible"
+PIPELINE_DOWN = "the pipeline was stopped (daemon down, run killed)"
+UNDELIVERED = "nobody gave the guest the code"
+CAUSES = (PIPELINE, STAYS, LOCK, PIPELINE_DOWN, UNDELIVERED)
+UNREACHABLE = "lock unreachable (offline or PIN storage full, and no offline codes)"
+BLIND = "Stays did not serve the stay (down, slow, empty or malformed)"
+STOPPED = "daemon stopped"
+KILLED = "its PIN run was killed, relaunched in the next half-hour slot"
+
+
+def cause_of(reasons: str) -> str:
+    """The first cause among an unavoidable incident's reasons (the lock's state comes first: it is
+    what no pipeline could change)."""
+    for reason, cause in ((UNREACHABLE, LOCK), (BLIND, STAYS), (STOPPED, PIPELINE_DOWN), (KILLED, PIPELINE_DOWN)):
+        if reason in reasons:
+            return cause
+    return PIPELINE
+
+
+def labelled_backup(name: str) -> str | None:
+    """The stay an offline code is for, from its name ("LP EV23J B", "LP EV23J B2")."""
+    if not name.startswith(LABEL_PREFIX):
+        return None
+    parts = name[len(LABEL_PREFIX):].split(" ")
+    return parts[0] if len(parts) == 2 and parts[1].startswith("B") else None
 
 
 def labelled_code(pin: SandboxPin) -> str | None:

@@ -9,11 +9,13 @@ from collections import Counter
 from season.config import ZONE
 from season.faults import FAULT_KINDS
 from season.faults.base import stamp
+from season.measure import CAUSES
 from season.result import SeasonResult
 
 
 def format_report(results: list[SeasonResult]) -> str:
-    lines = _runs_table(results) + [""] + _faults_table(results) + [""] + _attention_table(results)
+    lines = (_runs_table(results) + [""] + _causes_table(results) + [""] + _last_mile_table(results) + [""]
+             + _faults_table(results) + [""] + _attention_table(results))
     for result in results:
         lines += [""] + _run_in_words(result)
     return "\n".join(lines)
@@ -54,6 +56,34 @@ def _figures(result: SeasonResult) -> dict[str, int]:
         "str_av": str_av, "str_un": str_un, "dups": len(result.duplicates), "lost": len(result.lost),
         "wrong": len(result.wrongly_cancelled), "faults": sum(result.faults.values()),
     }
+
+
+def _causes_table(results: list[SeasonResult]) -> list[str]:
+    """Lockout minutes by why the guest stood at a locked door (the first cause of each minute)."""
+    head = "| run (seed) | " + " | ".join(CAUSES) + " |"
+    lines = [head, "|" + "|".join([" --- "] * (len(CAUSES) + 1)) + "|"]
+    totals: Counter = Counter()
+    for result in results:
+        by_cause = result.lockout_minutes_by_cause
+        totals.update(by_cause)
+        lines.append(f"| {result.seed} | " + " | ".join(str(by_cause[c]) for c in CAUSES) + " |")
+    if len(results) > 1:
+        lines.append("| **total** | " + " | ".join(str(totals[c]) for c in CAUSES) + " |")
+    return lines
+
+
+def _last_mile_table(results: list[SeasonResult]) -> list[str]:
+    """What reached the door and how: webhooks, same digits across date changes, offline backup codes."""
+    head = ("| run (seed) | webhook events sent | delivered | dropped | webhook runs | date changes on the same lock "
+            "| kept their digits | backup codes issued | guests who opened with one "
+            "| offline-code stranger-min avoidable | offline-code stranger-min all |")
+    lines = [head, "|" + "|".join([" --- "] * (head.count("|") - 1)) + "|"]
+    for r in results:
+        avoidable, every = r.offline_code_stranger_minutes
+        lines.append(f"| {r.seed} | {r.webhooks_sent} | {r.webhooks_delivered} | {r.webhooks_dropped} | {r.webhook_runs} "
+                     f"| {r.date_changes_same_lock} | {r.date_changes_kept_digits} | {r.backup_codes_issued} "
+                     f"| {len(r.backup_codes_used)} | {avoidable} | {every} |")
+    return lines
 
 
 def _faults_table(results: list[SeasonResult]) -> list[str]:

@@ -26,6 +26,7 @@ class Incident:
     booked_at: datetime | None = None
     surfaced_at: datetime | None = None
     surfaced_as: str = ""
+    minutes_by_cause: Counter = field(default_factory=Counter)
 
 
 @dataclass
@@ -61,6 +62,15 @@ class SeasonResult:
     syncs: int = 0
     syncs_failed: int = 0
     runs: int = 0
+    webhook_runs: int = 0
+    webhooks_sent: int = 0
+    webhooks_delivered: int = 0
+    webhooks_dropped: int = 0                                # by the fault, never sent
+    backup_codes_issued: int = 0
+    backup_codes_used: set = field(default_factory=set)     # stays whose guest opened the door with one
+    date_changes_same_lock: int = 0                         # stays moved on the same lock (dates changed)
+    date_changes_kept_digits: int = 0                       # ... whose guest kept the same digits
+    offline_code_strangers: dict[str, Incident] = field(default_factory=dict)  # outstanding backup codes that open
     spent_keys_skipped: int = 0
     wall_seconds: float = 0.0
 
@@ -85,6 +95,19 @@ class SeasonResult:
         return avoidable, sum(i.minutes for i in self.strangers.values()) - avoidable
 
     @property
+    def lockout_minutes_by_cause(self) -> Counter:
+        total: Counter = Counter()
+        for incident in self.lockouts.values():
+            total.update(incident.minutes_by_cause)
+        return total
+
+    @property
+    def offline_code_stranger_minutes(self) -> tuple[int, int]:
+        """(minutes nobody had been told of, all minutes) an outstanding offline code could open a door."""
+        return (sum(i.avoidable_minutes for i in self.offline_code_strangers.values()),
+                sum(i.minutes for i in self.offline_code_strangers.values()))
+
+    @property
     def unsurfaced_unavoidable(self) -> list[Incident]:
         """Unavoidable lockouts admin.attention did not show by the guest's arrival (check-in time; for a
         booking made after its check-in time, by the step the booking was made)."""
@@ -98,6 +121,12 @@ class SeasonResult:
             out.append(f"avoidable lockouts: {[(i.code, i.first_at.isoformat(), i.avoidable_minutes, i.reason) for i in self.avoidable_lockouts]}")
         if self.stranger_minutes[0]:
             out.append(f"stranger-minutes: {[(k, i.first_at.isoformat(), i.avoidable_minutes, i.reason) for k, i in self.strangers.items() if i.avoidable_minutes]}")
+        if self.offline_code_stranger_minutes[0]:
+            out.append(f"offline codes opening for someone without access, nobody told: "
+                       f"{[(k, i.first_at.isoformat(), i.avoidable_minutes) for k, i in self.offline_code_strangers.items() if i.avoidable_minutes]}")
+        if self.date_changes_kept_digits < self.date_changes_same_lock:
+            out.append(f"date changes on the same lock that changed the guest's digits: "
+                       f"{self.date_changes_same_lock - self.date_changes_kept_digits} of {self.date_changes_same_lock}")
         if self.duplicates:
             out.append(f"duplicate PINs: {sorted(self.duplicates)[:10]}")
         if self.lost or self.wrongly_cancelled or self.mismatched or self.flagged_missing:

@@ -48,12 +48,13 @@ class Season:
                                     settings=season_settings(self.workdir),
                                     stays_timeout=config.stays_timeout, tuya_timeout=config.tuya_timeout,
                                     quiet=True, keep_runs=False,
-                                    step_retry_delay=0.02 if config.fast_step_retries else None)
+                                    step_retry_delay=0.02 if config.fast_step_retries else None,
+                                    webhooks=config.webhooks)
             stack.callback(driver.close)
             stack.callback(postgres.dispose)
             self.driver = driver
             points = stack.enter_context(FaultPoints(postgres, lambda: driver.now).installed())
-            self.world = World(self.plan, driver.stays, driver.tuya, points, self.truth, self.result)
+            self.world = World(self.plan, driver.stays, driver.tuya, points, self.truth, self.result, driver=driver)
             self.measure = Measurement(self.plan, self.truth, self.world, driver, self.result)
             self._finish(self._steps())
         self.result.wall_seconds = wall.monotonic() - started
@@ -65,6 +66,7 @@ class Season:
         events = list(self.plan.events)
         faults = list(self.plan.faults)
         ends: list[tuple[datetime, Undo]] = []
+        previous: datetime | None = None
         for k in range(config.steps + 1):
             now = config.begin + k * config.step
             driver.move_to(now)
@@ -78,7 +80,9 @@ class Season:
                     ends.append((spec.until, undo))
             while events and events[0].at <= now:
                 self.truth.apply(events.pop(0), now, driver.stays)
-            saw = self._pipeline_step() if self.world.daemon_up else False
+            saw = self._pipeline_step(previous) if self.world.daemon_up else False
+            if self.world.daemon_up:
+                previous = now
             self.measure.sample(now, saw)
             if k and k % (24 * 60 // config.step_minutes) == 0:
                 driver.renew_instance()
@@ -93,13 +97,16 @@ class Season:
             self.result.faults_fired[spec.kind] += 1
         return fault.start(self.world, now)
 
-    def _pipeline_step(self) -> bool:
-        """What the schedule and the sensor do in one step; True when the sync read Stays."""
-        result = self.driver.sync()
-        self.result.syncs += 1
-        if not result.success:
-            self.result.syncs_failed += 1
-        read = _materialized(result, "stays_reservations")
+    def _pipeline_step(self, previous: datetime | None) -> bool:
+        """What the daemon does in one step: the webhook sensor's run for what Stays announced, the
+        schedules' syncs (the near-term one every step, the full one on its cadence), then the access
+        sensor's ticks. True when the near-term sync read Stays."""
+        if self.config.webhooks:
+            self.result.webhook_runs += len(self.driver.deliver_webhooks())
+        results = self.driver.scheduled_syncs(previous)
+        self.result.syncs += len(results)
+        self.result.syncs_failed += sum(1 for r in results if not r.success)
+        read = _materialized(results[0], "stays_near_term_reservations")
         for fault in self.world.after_next_sync:  # Tuya faults meant for the PIN runs rather than the sync
             fault.inject(self.world)
         self.world.after_next_sync = []

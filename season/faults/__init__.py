@@ -9,11 +9,21 @@ switches and the product's named checkpoints (points.py): nothing in the product
 from season.faults.base import Fault, FaultSpec, Undo, World
 from season.faults.points import FaultPoints, PostgresFault, ProcessKilled
 from season.faults.process import DaemonStop, Kill, PostgresRestart
-from season.faults.stays import Stays5xxBurst, StaysEmptyFeed, StaysMalformed, StaysOutage, StaysSlow
+from season.faults.stays import (
+    ReceiverDown,
+    Stays5xxBurst,
+    StaysEmptyFeed,
+    StaysMalformed,
+    StaysOutage,
+    StaysSlow,
+    WebhooksDropped,
+)
 from season.faults.tuya import (
     LockOffline,
     LockOfflineThroughArrival,
     LockStorageFull,
+    LockWithoutOfflineCodesOfflineThroughArrival,
+    OfflineLockGuestUsesCode,
     Tuya5xx,
     TuyaHtml,
     TuyaMalformed,
@@ -29,6 +39,8 @@ FAULTS: dict[str, type[Fault]] = {cls.kind: cls for cls in (
     TuyaThrottle, TuyaTokenExpiry, Tuya5xx, TuyaTimeout, TuyaHtml, TuyaMalformed,
     LockOffline, LockOfflineThroughArrival, LockStorageFull,
     Kill, PostgresRestart, DaemonStop,
+    # Added with webhooks and offline codes; after the others, so the kinds above keep their seeded draws.
+    WebhooksDropped, ReceiverDown, LockWithoutOfflineCodesOfflineThroughArrival, OfflineLockGuestUsesCode,
 )}
 FAULT_KINDS = tuple(FAULTS)
 

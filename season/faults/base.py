@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from lock_pipeline.sandbox.stays_server import StaysSandbox
     from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
     from season.config import SeasonConfig
+    from season.driver import PipelineDriver
     from season.faults.points import FaultPoints
     from season.faults.schedule import Schedule
     from season.faults.tuya import TuyaFault
@@ -59,6 +60,9 @@ class World:
     daemon_stops: int = 0                             # overlapping stops: up again when the last ends
     empty_feeds: int = 0
     after_next_sync: list[TuyaFault] = field(default_factory=list)
+    no_offline_codes: set[int] = field(default_factory=set)  # listings whose lock has no offline codes (a model)
+    receiver_downs: int = 0                           # overlapping outages of the webhook receiver
+    driver: PipelineDriver | None = None
 
     @property
     def config(self) -> SeasonConfig:

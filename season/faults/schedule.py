@@ -17,7 +17,7 @@ from season.bookings import check_in_at, window_of
 from season.faults import FAULTS
 from season.faults.base import Fault, FaultSpec
 from season.faults.process import Kill, PostgresRestart
-from season.faults.tuya import LockOfflineThroughArrival
+from season.faults.tuya import LockWithoutOfflineCodesOfflineThroughArrival
 
 if TYPE_CHECKING:
     from season.plan import SeasonPlan
@@ -103,8 +103,8 @@ def _the_points_that_matter_most(s: Schedule) -> None:
 
 
 def _a_lockout_nobody_could_prevent(s: Schedule) -> None:
-    """One lock unreachable from a short-notice booking to its arrival: the lockout nobody can
-    prevent, which must be surfaced before the guest arrives."""
+    """One lock unreachable from a short-notice booking to its arrival, of a model with no offline codes:
+    the lockout nobody can prevent, which must be surfaced before the guest arrives."""
     config = s.config
     short = [b for b in s.arrivals if b.created_at >= config.begin + config.step and b.change is None
              and check_in_at(b) - b.created_at >= timedelta(hours=1)]
@@ -115,6 +115,6 @@ def _a_lockout_nobody_could_prevent(s: Schedule) -> None:
         at = booked - timedelta(hours=s.rng.randint(1, 4))
         until = max(booked, config.on_grid(window_of(b)[0])) + timedelta(hours=s.rng.randint(1, 3))
         if at >= config.begin and s.lock_free(b.listing, at, until):
-            s.add(FaultSpec(LockOfflineThroughArrival.kind, at, until, lock=b.listing, rid=b.rid,
+            s.add(FaultSpec(LockWithoutOfflineCodesOfflineThroughArrival.kind, at, until, lock=b.listing, rid=b.rid,
                             detail="unreachable from booking to arrival"))
             return

@@ -114,3 +114,40 @@ class StaysSlow(Fault):
         self.note_until(world, now)
         world.stays.set_latency(world.config.stays_timeout + 0.5)
         return lambda: world.stays.set_latency(0)
+
+
+class WebhooksDropped(Fault):
+    """Stays' next webhooks never arrive (lost on the way): the 30-minute sync must catch up."""
+
+    kind = "webhooks_dropped"
+
+    @classmethod
+    def schedule(cls, spec: FaultSpec, s: Schedule) -> bool:
+        spec.count = s.rng.randint(1, 6)
+        return True
+
+    def start(self, world: World, now: datetime) -> None:
+        world.stays.drop_next_webhooks(self.spec.count)
+        world.note(f"{stamp(now)} the next {self.spec.count} webhook(s) dropped")
+
+
+class ReceiverDown(Fault):
+    """The webhook receiver is down for hours: Stays' deliveries fail; the syncs are the safety net."""
+
+    kind = "receiver_down"
+    rare = True
+    lasts = (1, 6)
+
+    def start(self, world: World, now: datetime) -> Undo | None:
+        driver = world.driver
+        if driver is None or driver.receiver is None and world.receiver_downs == 0:
+            return None  # the season runs without webhooks
+        world.receiver_downs += 1
+        driver.stop_receiver()
+        self.note_until(world, now, "webhook receiver down")
+
+        def back() -> None:
+            world.receiver_downs -= 1
+            if world.receiver_downs == 0:
+                driver.start_receiver()
+        return back

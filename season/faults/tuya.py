@@ -151,3 +151,48 @@ class LockStorageFull(Fault):
             world.tuya.set_storage_limit(device, MAX_PINS_PER_LOCK)
             world.full.discard(spec.lock)
         return emptied
+
+
+class LockWithoutOfflineCodesOfflineThroughArrival(LockOfflineThroughArrival):
+    """A lock whose model has no offline codes, offline from before the guest's PIN was due until after
+    the arrival: nothing can reach the door; a person must be told before the guest arrives."""
+
+    kind = "lock_offline_no_offline_codes"
+    rare = True
+
+    @classmethod
+    def schedule(cls, spec: FaultSpec, s: Schedule) -> bool:
+        return _offline_from_before_the_pin(spec, s)
+
+    def start(self, world: World, now: datetime) -> Undo:
+        device = world.plan.lock_of(self.spec.lock)
+        world.tuya.set_offline_codes_supported(device, False)  # the model: for the rest of the season
+        world.no_offline_codes.add(self.spec.lock)
+        return super().start(world, now)
+
+
+class OfflineLockGuestUsesCode(LockOfflineThroughArrival):
+    """A lock offline from before the guest's PIN was due until after the arrival: the guest gets in
+    with the offline backup code the cloud computed, which the lock checks by itself."""
+
+    kind = "offline_lock_guest_uses_code"
+
+    @classmethod
+    def schedule(cls, spec: FaultSpec, s: Schedule) -> bool:
+        return _offline_from_before_the_pin(spec, s)
+
+
+def _offline_from_before_the_pin(spec: FaultSpec, s: Schedule) -> bool:
+    """Offline from an hour or more before the stay's PIN falls due (when it is booked, for a
+    short-notice stay, or the program horizon ahead of access) until after the arrival."""
+    config = s.config
+    s.rng.shuffle(s.arrivals)
+    for b in s.arrivals:
+        start = window_of(b)[0]
+        due = max(config.on_grid(b.created_at), start - PROGRAM_AHEAD)
+        begins = config.on_grid(due - s.hours(1, 6))
+        until = config.on_grid(start + s.hours(2, 5))
+        if begins >= config.begin + config.step and b.change is None and s.lock_free(b.listing, begins, until):
+            spec.at, spec.until, spec.lock, spec.rid = begins, until, b.listing, b.rid
+            return True
+    return False
