@@ -226,6 +226,9 @@ class Settings:
                                             "access opens this long before check-in")
     access_grace_minutes: int = _bounded_int("LOCK_PIPELINE_ACCESS_GRACE_MINUTES", 0, 0, 24 * 60, "minutes",
                                              "access ends this long after check-out")
+    pin_length: int = _bounded_int("LOCK_PIPELINE_PIN_LENGTH", 7, 6, 8, "digits",
+                                   "digits in a PIN on a lock with no length of its own: Wi-Fi locks take 7, "
+                                   "Zigbee and Bluetooth locks 6")
     program_ahead_hours: int = _bounded_int("LOCK_PIPELINE_PROGRAM_AHEAD_HOURS", 48, 1, 24 * 30, "hours",
                                             "how early a PIN is programmed, so a sleeping lock has time to receive it")
     missing_tolerance_hours: int = _bounded_int("LOCK_PIPELINE_MISSING_TOLERANCE_HOURS", 24, 1, 24 * 30, "hours",

@@ -78,7 +78,7 @@ class AccessExecutor:
             row = store.live_code_for_window(conn, action.reservation_id, action.device_id, action.window)
             if row is not None and row.state in (CodeState.ACTIVE, CodeState.PENDING_ON_LOCK, CodeState.REVOKING):
                 return self._skip(conn, action, row.code_id, f"already {row.state}")
-            length = locks.pin_length(conn, action.device_id)
+            length = locks.pin_length(conn, action.device_id, self.policy.default_pin_length)
             if row is None:
                 label = lock_label(stay.code, stay.guest_first_name)
                 pin, changed = self._digits_for(conn, action, length)

@@ -35,11 +35,13 @@ class AccessPolicy:
     default_grace: timedelta = DEFAULTS.access_grace
     stale_after: timedelta = timedelta(minutes=10)   # a run that stopped mid-action (killed)
     confirm_every: timedelta = timedelta(minutes=5)  # poll a pending code this often (a new one at once)
+    default_pin_length: int = DEFAULTS.pin_length    # the executor's: a lock without a length of its own
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "AccessPolicy":
         return cls(program_ahead=settings.program_ahead, missing_tolerance=settings.missing_tolerance,
-                   default_lead=settings.access_lead, default_grace=settings.access_grace)
+                   default_lead=settings.access_lead, default_grace=settings.access_grace,
+                   default_pin_length=settings.pin_length)
 
 
 @dataclass(frozen=True)

@@ -13,8 +13,6 @@ from sqlalchemy import Connection, text
 
 from lock_pipeline.tuya.client import TuyaDevice
 
-DEFAULT_PIN_LENGTH = 7  # Wi-Fi locks take 7 digits (pipeline.locks.pin_length's default says the same)
-
 
 def store_locks(conn: Connection, devices: Sequence[TuyaDevice], now: datetime) -> dict[str, int]:
     """Upsert the locks Tuya reported; a lock absent from the answer is flagged, never deleted."""
@@ -55,7 +53,7 @@ def is_known(conn: Connection, device_id: str) -> bool:
     return bool(conn.execute(text("SELECT 1 FROM pipeline.locks WHERE device_id = :d"), {"d": device_id}).scalar())
 
 
-def pin_length(conn: Connection, device_id: str) -> int:
-    """How many digits the lock takes (a lock the pipeline never saw takes the Wi-Fi default)."""
+def pin_length(conn: Connection, device_id: str, account_default: int) -> int:
+    """How many digits the lock takes: its own length, else the account's (LOCK_PIPELINE_PIN_LENGTH)."""
     value = conn.execute(text("SELECT pin_length FROM pipeline.locks WHERE device_id = :d"), {"d": device_id}).scalar()
-    return int(value) if value is not None else DEFAULT_PIN_LENGTH
+    return int(value) if value is not None else account_default
