@@ -85,6 +85,7 @@ class AttentionIssue(StrEnum):
     UNMAPPED_LISTING_WITH_ARRIVAL = "unmapped_listing_with_arrival"
     PIN_FAILED = "pin_failed"
     PIN_NOT_ON_LOCK_YET = "pin_not_on_lock_yet"
+    PIN_LENGTH_MISMATCH = "pin_length_mismatch"  # the lock's cloud refused a PIN for its length, naming the one it takes
     LOCK_OFFLINE_ARRIVAL_SOON = "lock_offline_arrival_soon"
     PIN_CHANGED = "pin_changed"
     RUN_FAILED = "run_failed"

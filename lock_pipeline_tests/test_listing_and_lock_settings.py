@@ -1,9 +1,11 @@
 """A listing's and a lock's own settings without SQL: the commands and the Dagster jobs, their validation,
 the change log, and each change reaching the doors by itself (a lead or grace change moves the PIN
-already on the lock, same digits; a zone change re-derives the stays at the next sync)."""
+already on the lock, same digits; a zone change re-derives the stays at the next sync; a PIN length
+applies to the next PIN on the lock); a lock that refuses a PIN for its length is listed for a person."""
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import date, datetime, time, timedelta, timezone
 
 import pytest
@@ -15,7 +17,7 @@ from lock_pipeline.cli import main
 from lock_pipeline.stays import store as stays_store
 from lock_pipeline.stays.records import ListingRecord
 from lock_pipeline.storage.database import sqlalchemy_url
-from lock_pipeline.storage.migrations import apply_migrations, available_migrations
+from lock_pipeline.storage.migrations import SQL_DIR, apply_migrations, available_migrations
 from lock_pipeline.vocabulary import AttentionIssue, ChangeVia, OverrideSetting
 from lock_pipeline_tests.harness import Harness, World, local
 from lock_pipeline_tests.helpers import TEST_PIN_KEY
@@ -328,6 +330,55 @@ def test_the_sync_reads_each_listings_effective_zone_and_times_so_account_change
     assert effective["L2"] == stays_store.ListingDefaults("America/Recife", time(16, 0), time(10, 0))
 
 
+def test_a_lock_that_refuses_the_pin_length_is_listed_once_and_its_new_length_reaches_the_next_pin(made):
+    world = World()
+    refusing, six = world.listing(1, "Liberdade 85")
+    told_first, six_too = world.listing(2, "Aclimação 86")
+    for index, lock in enumerate(world.seed.locks):  # Zigbee locks: 6-digit PINs
+        world.seed.locks[index] = dataclasses.replace(lock, pin_length=6, product_name="Zigbee Smart Lock")
+    world.stay("SIXPN", refusing, D0 + timedelta(days=1), D0 + timedelta(days=3))
+    world.stay("SIXOK", told_first, D0 + timedelta(days=1), D0 + timedelta(days=3))
+    h = made(world, local(D0, 9))
+    h.sync()
+    assert h.defs.resolve_job_def("lock_settings_job").execute_in_process(
+        run_config={"ops": {"decide_lock_settings": {"config": {"lock_id": six_too, "pin_length": 6}}}},
+        instance=h.instance).success
+    h.step(local(D0, 9))
+
+    [(_, ok_pin)] = h.pins_of("SIXOK")  # told before its first PIN: 6 digits at once
+    assert len(ok_pin) == 6 and h.state_of("SIXOK") == "active"
+    [code] = codes(h, "SIXPN")  # the lock refused a 7-digit PIN, naming 6: failed at once, no retry planned
+    assert code.state == "failed" and code.next_attempt_at is None
+    assert actions(h, "SIXPN") == [("generate", "failed")]  # no step retries: the same length is refused every time
+    assert h.tuya.pins(six) == []
+    [item] = [row for row in h.attention() if row["issue"] == AttentionIssue.PIN_LENGTH_MISMATCH]
+    assert item["reservation_code"] == "SIXPN" and item["listing_code"] == short_code(h, refusing)
+    assert "refused a 7-digit PIN and asked for 6 digits" in item["what_to_do"]
+    assert f"lock-pipeline lock set {six} --pin-length 6" in item["what_to_do"]
+    with h.engine.connect() as conn:
+        assert conn.execute(text("SELECT pin_length, pin_length_asked FROM admin.locks WHERE lock_id = :d"),
+                            {"d": six}).one() == (7, 6)
+
+    h.step(local(D0, 12))  # hours later: still not retried (it would be refused the same way)
+    assert actions(h, "SIXPN") == [("generate", "failed")]
+    with h.engine.begin() as conn, pytest.raises(overrides.OverrideError, match="asked for 6 digits: 8 would be refused"):
+        overrides.set_lock(conn, six, 8, actor="ana", now=h.now, via=ChangeVia.CLI)
+    with h.engine.begin() as conn:
+        said = overrides.set_lock(conn, six, 6, actor="ana", now=h.now, via=ChangeVia.CLI)
+    assert "1 failed PIN(s) on it are retried" in said and "suggests" not in said
+
+    h.step(local(D0, 12, 30))  # the next PIN on the lock has the new length, at once
+    [(_, pin)] = h.pins_of("SIXPN")
+    assert len(pin) == 6 and h.state_of("SIXPN") == "active"
+    assert h.tuya.would_open(six, pin, local(D0 + timedelta(days=1), 14))
+    [code] = codes(h, "SIXPN")
+    assert code.digits_changed_at is None  # the guest never had the refused digits
+    assert not {AttentionIssue.PIN_LENGTH_MISMATCH, AttentionIssue.PIN_FAILED} & {row["issue"] for row in h.attention()}
+    with h.engine.connect() as conn:
+        assert conn.execute(text("SELECT pin_length, pin_length_source, pin_length_asked FROM admin.locks "
+                                 "WHERE lock_id = :d"), {"d": six}).one() == (6, "lock", None)
+
+
 # ====================================================================== the migration
 
 def test_migration_009_keeps_what_differs_from_the_account_setting_and_lets_the_rest_follow_it(postgres_server_url):
@@ -387,3 +438,5 @@ def test_the_schema_holds_the_override_names_of_the_vocabulary():
     allowed = migration.split("setting    text NOT NULL CHECK (setting IN (")[1].split("))")[0]
     assert {name.strip(" '\n") for name in allowed.split(",")} == {s.value for s in OverrideSetting}
     assert set(overrides.LISTING_SETTINGS) == {s.value for s in OverrideSetting} - {OverrideSetting.PIN_LENGTH}
+    attention = (SQL_DIR / "views" / "90_admin.attention.sql").read_text()
+    assert f"'{AttentionIssue.PIN_LENGTH_MISMATCH}'" in attention

@@ -90,6 +90,18 @@ def set_pin_length(conn: Connection, device_id: str, length: int | None) -> None
     conn.execute(text("UPDATE pipeline.locks SET pin_length = :n WHERE device_id = :d"), {"n": length, "d": device_id})
 
 
+def record_pin_length_asked(conn: Connection, device_id: str, length: int, now: datetime) -> None:
+    """The lock's cloud refused a PIN for its length and named the length it takes (admin.attention)."""
+    conn.execute(text("UPDATE pipeline.locks SET pin_length_asked = :n, pin_length_asked_at = :now WHERE device_id = :d"),
+                 {"n": length, "now": now, "d": device_id})
+
+
+def clear_pin_length_asked(conn: Connection, device_id: str) -> None:
+    """The lock took a PIN: whatever it asked for before is answered."""
+    conn.execute(text("UPDATE pipeline.locks SET pin_length_asked = NULL, pin_length_asked_at = NULL "
+                      "WHERE device_id = :d AND pin_length_asked IS NOT NULL"), {"d": device_id})
+
+
 def pin_length_hint(lock: LockRow) -> tuple[int, str] | None:
     """What the lock's product name says of its PIN length, if anything: Tuya's docs give Wi-Fi locks 7
     digits and Zigbee and Bluetooth locks 6. Tuya's category (``ms``, ``jtmspro``, ...) does not tell the
