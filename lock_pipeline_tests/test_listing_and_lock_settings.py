@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import date, datetime, time, timedelta, timezone
+from pathlib import Path
 
 import pytest
 from sqlalchemy import create_engine, text
@@ -14,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from lock_pipeline import overrides
 from lock_pipeline.cli import main
+from lock_pipeline.settings import setting_specs
 from lock_pipeline.stays import store as stays_store
 from lock_pipeline.stays.records import ListingRecord
 from lock_pipeline.storage.database import sqlalchemy_url
@@ -23,6 +25,7 @@ from lock_pipeline_tests.harness import Harness, World, local
 from lock_pipeline_tests.helpers import TEST_PIN_KEY
 
 D0 = date(2026, 11, 24)  # Tuesday
+README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture
@@ -379,7 +382,7 @@ def test_a_lock_that_refuses_the_pin_length_is_listed_once_and_its_new_length_re
                                  "WHERE lock_id = :d"), {"d": six}).one() == (6, "lock", None)
 
 
-# ====================================================================== the migration
+# ====================================================================== the migration and the README
 
 def test_migration_009_keeps_what_differs_from_the_account_setting_and_lets_the_rest_follow_it(postgres_server_url):
     admin = create_engine(sqlalchemy_url(postgres_server_url), isolation_level="AUTOCOMMIT")
@@ -431,6 +434,19 @@ def test_migration_009_keeps_what_differs_from_the_account_setting_and_lets_the_
         ("zigbee", "pin_length", "6", "migration 009", "migration"),
     ]
     assert sources == {"COPY": None, "EDIT": "time_zone=America/Manaus, check_in_time=14:00, lead_minutes=60"}
+
+
+def test_the_readme_names_the_command_of_every_override_and_no_operator_decision_needs_sql():
+    readme = README.read_text()
+    overridable = [spec for spec in setting_specs() if spec.override]
+    assert {s.env for s in overridable} == {
+        "LOCK_PIPELINE_TIMEZONE", "LOCK_PIPELINE_DEFAULT_CHECK_IN_TIME", "LOCK_PIPELINE_DEFAULT_CHECK_OUT_TIME",
+        "LOCK_PIPELINE_ACCESS_LEAD_MINUTES", "LOCK_PIPELINE_ACCESS_GRACE_MINUTES", "LOCK_PIPELINE_PIN_LENGTH"}
+    for spec in overridable:
+        row = next((line for line in readme.splitlines() if line.startswith(f"| `{spec.env}` |")), "")
+        assert f"`{spec.override}`" in row, f"README's settings table: {spec.env} does not name {spec.override}"
+    for needs_sql in ("pipeline.listings", "pipeline.locks", "by SQL", "set by SQL"):
+        assert needs_sql not in readme
 
 
 def test_the_schema_holds_the_override_names_of_the_vocabulary():
