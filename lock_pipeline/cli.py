@@ -225,8 +225,8 @@ def _overrides(args: argparse.Namespace, decide, *, write: bool = True) -> int:
             print(decide(conn, clock_from_environment().now()))
     except OverrideError as error:
         problems = error.problems
-        told = problems[0] if len(problems) == 1 else "\n" + "\n".join(f"  - {p}" for p in problems)
-        print(f"{'not changed: ' if write else ''}{told}", file=sys.stderr)
+        told = f" {problems[0]}" if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
+        print(f"{'not changed:' if write else 'error:'}{told}", file=sys.stderr)
         return 1
     return 0
 
