@@ -121,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     show.add_argument("--reason", default=None, help="why (e.g. guest called from the door)")
     show.set_defaults(handler=_pin_show)
 
+    _listing_and_lock_parsers(commands)
+
     mapping = commands.add_parser("mapping", help="confirm, reject, set or unmap a listing's lock")
     mapping.add_argument("action", choices=["confirm", "reject", "set", "unmap"])
     mapping.add_argument("listing", help="the listing's code (see admin.lock_mappings) or Stays _id")
@@ -128,6 +130,47 @@ def _parser() -> argparse.ArgumentParser:
     mapping.add_argument("--by", default=os.environ.get("USER", "cli"), help="who decided, for the audit trail")
     mapping.set_defaults(handler=_mapping)
     return parser
+
+
+def _listing_and_lock_parsers(commands) -> None:
+    """A listing's and a lock's own settings (lock_pipeline/overrides.py); each change is recorded."""
+    by = {"default": os.environ.get("USER", "cli"), "help": "who decided, for the audit trail"}
+    listing = commands.add_parser("listing", help="a listing's settings: show them, set or reset its own")
+    listing_commands = listing.add_subparsers(dest="listing_command", required=True)
+    show = listing_commands.add_parser("show", help="every effective setting and where it comes from "
+                                                    "(default, account setting or the listing's own)")
+    show.add_argument("code", help="the listing's code (see admin.listings) or Stays _id")
+    show.set_defaults(handler=_listing_show)
+    set_ = listing_commands.add_parser("set", help="set the listing's own settings (the rest follow the account)")
+    set_.add_argument("code", help="the listing's code (see admin.listings) or Stays _id")
+    set_.add_argument("--lead-minutes", metavar="N", help="access opens N minutes before check-in (0..1440)")
+    set_.add_argument("--grace-minutes", metavar="N", help="access ends N minutes after check-out (0..1440)")
+    set_.add_argument("--time-zone", metavar="ZONE", help="the listing's IANA zone, e.g. America/Manaus")
+    set_.add_argument("--check-in-time", metavar="HH:MM", help="check-in time when Stays sends none")
+    set_.add_argument("--check-out-time", metavar="HH:MM", help="check-out time when Stays sends none")
+    set_.add_argument("--by", **by)
+    set_.set_defaults(handler=_listing_set)
+    reset = listing_commands.add_parser("reset", help="the listing follows the account setting again")
+    reset.add_argument("code", help="the listing's code (see admin.listings) or Stays _id")
+    reset.add_argument("--setting", metavar="NAME", action="append",
+                       help="only this one (lead-minutes, grace-minutes, time-zone, check-in-time, check-out-time); "
+                            "repeatable; default: every one")
+    reset.add_argument("--by", **by)
+    reset.set_defaults(handler=_listing_reset)
+
+    lock = commands.add_parser("lock", help="a lock's settings: show them, set its PIN length")
+    lock_commands = lock.add_subparsers(dest="lock_command", required=True)
+    show = lock_commands.add_parser("show", help="the lock's PIN length and where it comes from, what its cloud "
+                                                 "asked for, its listing")
+    show.add_argument("device_id", help="Tuya device id (see admin.locks)")
+    show.set_defaults(handler=_lock_show)
+    set_ = lock_commands.add_parser("set", help="set the lock's PIN length; the next new PIN on it has that many "
+                                                "digits")
+    set_.add_argument("device_id", help="Tuya device id (see admin.locks)")
+    set_.add_argument("--pin-length", metavar="6|7|8", required=True,
+                      help="6 for Zigbee and Bluetooth locks, 7 for Wi-Fi locks (Tuya's docs), or 8")
+    set_.add_argument("--by", **by)
+    set_.set_defaults(handler=_lock_set)
 
 
 @contextmanager
@@ -198,6 +241,60 @@ def _pin_show(args: argparse.Namespace) -> int:
                                        revealed_by=args.by, reason=args.reason, at=now)
     print("\n".join(lines) + "\n(this reveal is recorded)")
     return 0
+
+
+def _overrides(args: argparse.Namespace, decide, *, write: bool = True) -> int:
+    """Run one listing or lock settings command; a refused change prints why and changes nothing."""
+    from lock_pipeline.clock import clock_from_environment
+    from lock_pipeline.overrides import OverrideError
+
+    try:
+        with _database() as (_settings, engine), (engine.begin() if write else engine.connect()) as conn:
+            print(decide(conn, clock_from_environment().now()))
+    except OverrideError as error:
+        problems = error.problems
+        told = f" {problems[0]}" if len(problems) == 1 else "".join(f"\n  - {p}" for p in problems)
+        print(f"{'not changed:' if write else 'error:'}{told}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _listing_show(args: argparse.Namespace) -> int:
+    from lock_pipeline.overrides import describe_listing
+
+    return _overrides(args, lambda conn, _now: describe_listing(conn, args.code), write=False)
+
+
+def _listing_set(args: argparse.Namespace) -> int:
+    from lock_pipeline.overrides import set_listing
+    from lock_pipeline.vocabulary import ChangeVia
+
+    values = {"lead_minutes": args.lead_minutes, "grace_minutes": args.grace_minutes, "time_zone": args.time_zone,
+              "check_in_time": args.check_in_time, "check_out_time": args.check_out_time}
+    return _overrides(args, lambda conn, now: set_listing(conn, args.code, values, actor=args.by, now=now,
+                                                          via=ChangeVia.CLI))
+
+
+def _listing_reset(args: argparse.Namespace) -> int:
+    from lock_pipeline.overrides import reset_listing
+    from lock_pipeline.vocabulary import ChangeVia
+
+    return _overrides(args, lambda conn, now: reset_listing(conn, args.code, args.setting, actor=args.by, now=now,
+                                                            via=ChangeVia.CLI))
+
+
+def _lock_show(args: argparse.Namespace) -> int:
+    from lock_pipeline.overrides import describe_lock
+
+    return _overrides(args, lambda conn, _now: describe_lock(conn, args.device_id), write=False)
+
+
+def _lock_set(args: argparse.Namespace) -> int:
+    from lock_pipeline.overrides import set_lock
+    from lock_pipeline.vocabulary import ChangeVia
+
+    return _overrides(args, lambda conn, now: set_lock(conn, args.device_id, args.pin_length, actor=args.by, now=now,
+                                                       via=ChangeVia.CLI))
 
 
 def _mapping(args: argparse.Namespace) -> int:

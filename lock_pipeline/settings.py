@@ -208,7 +208,8 @@ class Settings:
         "embedded default, **required** with your own database", secret=True, check=_is_pin_key,
         default_text="generated")
     timezone: str = _zone("LOCK_PIPELINE_TIMEZONE", "America/Sao_Paulo",
-                          "the account's zone: Stays dates are this wall clock unless a listing says otherwise")
+                          "the account's zone: Stays dates are this wall clock unless a listing says otherwise",
+                          override="lock-pipeline listing set CODE --time-zone ZONE")
     sync_days_back: int = _bounded_int("LOCK_PIPELINE_SYNC_DAYS_BACK", 30, 0, 3650, "days",
                                        "the sync window reaches this far into the past")
     sync_days_ahead: int = _bounded_int("LOCK_PIPELINE_SYNC_DAYS_AHEAD", 365, 1, 3650, "days",
@@ -219,13 +220,21 @@ class Settings:
         "what was booked since; webhooks bring changes in seconds): 1, 2, 3, 4, 6, 8, 12 or 24",
         lambda raw: _whole_divisor_of_day("LOCK_PIPELINE_FULL_SYNC_HOURS", raw)))
     default_check_in: time = _clock_time("LOCK_PIPELINE_DEFAULT_CHECK_IN_TIME", time(15, 0),
-                                         "check-in time when Stays sends none")
+                                         "check-in time when Stays sends none",
+                                         override="lock-pipeline listing set CODE --check-in-time HH:MM")
     default_check_out: time = _clock_time("LOCK_PIPELINE_DEFAULT_CHECK_OUT_TIME", time(11, 0),
-                                          "check-out time when Stays sends none")
+                                          "check-out time when Stays sends none",
+                                          override="lock-pipeline listing set CODE --check-out-time HH:MM")
     access_lead_minutes: int = _bounded_int("LOCK_PIPELINE_ACCESS_LEAD_MINUTES", 120, 0, 24 * 60, "minutes",
-                                            "access opens this long before check-in")
+                                            "access opens this long before check-in",
+                                            override="lock-pipeline listing set CODE --lead-minutes N")
     access_grace_minutes: int = _bounded_int("LOCK_PIPELINE_ACCESS_GRACE_MINUTES", 0, 0, 24 * 60, "minutes",
-                                             "access ends this long after check-out")
+                                             "access ends this long after check-out",
+                                             override="lock-pipeline listing set CODE --grace-minutes N")
+    pin_length: int = _bounded_int("LOCK_PIPELINE_PIN_LENGTH", 7, 6, 8, "digits",
+                                   "digits in a PIN on a lock with no length of its own: Wi-Fi locks take 7, "
+                                   "Zigbee and Bluetooth locks 6",
+                                   override="lock-pipeline lock set DEVICE_ID --pin-length N")
     backup_code_lead_minutes: int = _bounded_int(
         "LOCK_PIPELINE_BACKUP_CODE_LEAD_MINUTES", 180, 0, 24 * 60, "minutes",
         "when a stay's PIN is not on its lock this long before access opens (lock offline, storage full), an "
@@ -468,6 +477,9 @@ def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
     for spec, value in _declared(settings):
         if not spec.secret and value is not None:
             published[spec.env] = (spec.render(value), spec.unit)
+    for spec, value in _declared(DEFAULTS):  # a listing's or lock's setting shows whether the account changed it
+        if spec.override:
+            published[f"default.{spec.env}"] = (spec.render(value), spec.unit)
     return published
 
 

@@ -103,6 +103,7 @@ class AttentionIssue(StrEnum):
     UNMAPPED_LISTING_WITH_ARRIVAL = "unmapped_listing_with_arrival"
     PIN_FAILED = "pin_failed"
     PIN_NOT_ON_LOCK_YET = "pin_not_on_lock_yet"
+    PIN_LENGTH_MISMATCH = "pin_length_mismatch"  # the lock's cloud refused a PIN for its length, naming the one it takes
     LOCK_OFFLINE_ARRIVAL_SOON = "lock_offline_arrival_soon"
     PIN_CHANGED = "pin_changed"
     BACKUP_CODE_ISSUED = "backup_code_issued"
@@ -113,6 +114,35 @@ class AttentionIssue(StrEnum):
     WEBHOOKS_SILENT = "webhooks_silent"
     SYNC_FAILING = "sync_failing"
     SYNC_STALE = "sync_stale"
+
+
+class OverrideSetting(StrEnum):
+    """pipeline.setting_changes.setting: what a listing (or a lock) can set for itself instead of
+    following the account setting (lock-pipeline listing / lock, listing_settings_job, lock_settings_job)."""
+
+    TIME_ZONE = "time_zone"
+    CHECK_IN_TIME = "check_in_time"      # when Stays sends none
+    CHECK_OUT_TIME = "check_out_time"    # when Stays sends none
+    LEAD_MINUTES = "lead_minutes"        # access opens this long before check-in
+    GRACE_MINUTES = "grace_minutes"      # access ends this long after check-out
+    PIN_LENGTH = "pin_length"            # a lock's
+
+
+class SettingSource(StrEnum):
+    """Where a listing's or lock's effective setting comes from (admin.listings, admin.locks)."""
+
+    DEFAULT = "default"    # the built-in default (the account setting is not changed)
+    ACCOUNT = "account"    # the account setting (environment) changed it
+    LISTING = "listing"    # the listing's own
+    LOCK = "lock"          # the lock's own
+
+
+class ChangeVia(StrEnum):
+    """pipeline.setting_changes.via: how a listing's or lock's setting was changed."""
+
+    CLI = "cli"
+    DAGSTER = "dagster"        # a Launchpad run; its run id is recorded
+    MIGRATION = "migration"    # a value schema 010 kept as the listing's or lock's own
 
 
 class RunTag:

@@ -29,7 +29,7 @@ from lock_pipeline.access import backup_store, store
 from lock_pipeline.access.pins import PinVault, backup_label, generate_pin, lock_label, mask_pin
 from lock_pipeline.access.planning import AccessPolicy, Action, Desired, Window, desired_access, next_retry_at
 from lock_pipeline.mapping import locks
-from lock_pipeline.tuya.client import TuyaClient, TuyaCode, TuyaError
+from lock_pipeline.tuya.client import TuyaClient, TuyaCode, TuyaError, pin_length_from_error
 from lock_pipeline.vocabulary import ActionKind, CodeState, OfflineCodes
 
 SKIPPED = "skipped"
@@ -80,7 +80,7 @@ class AccessExecutor:
             row = store.live_code_for_window(conn, action.reservation_id, action.device_id, action.window)
             if row is not None and row.state in (CodeState.ACTIVE, CodeState.PENDING_ON_LOCK, CodeState.REVOKING):
                 return self._skip(conn, action, row.code_id, f"already {row.state}")
-            length = locks.pin_length(conn, action.device_id)
+            length = locks.pin_length(conn, action.device_id, self.policy.default_pin_length)
             if row is None:
                 label = lock_label(stay.code, stay.guest_first_name)
                 pin, changed = self._digits_for(conn, action, length)
@@ -97,6 +97,9 @@ class AccessExecutor:
             password_id, phase, how = self._program(action, code_id, pin, label, length,
                                                     earlier_attempts=row is not None)
         except (TuyaError, OSError) as error:
+            asked = pin_length_from_error(error) if isinstance(error, TuyaError) else None
+            if asked is not None and asked != length:
+                return self._pin_length_refused(action, code_id, length, asked, error)
             self._generate_failed(action, code_id, attempts, error, final_attempt)
             raise
         checkpoints.reached(checkpoints.GENERATE_AFTER_TUYA, action.reservation_code)
@@ -104,6 +107,7 @@ class AccessExecutor:
         with self.engine.begin() as conn:
             store.record_programmed(conn, code_id, state=state, password_id=password_id, phase=phase,
                                     run_id=self.run_id, now=self.now())
+            locks.clear_pin_length_asked(conn, action.device_id)
             store.record_event(conn, code_id=code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.GENERATE, outcome=state, run_id=self.run_id, at=self.now(),
                                password_id=password_id, detail=how)
@@ -123,19 +127,26 @@ class AccessExecutor:
             existing = self._find_by_label(action, label)
             if existing is not None:
                 return existing.password_id, existing.phase, "adopted the PIN an interrupted attempt created"
+        if len(pin) != length:  # the lock's PIN length was set since these digits were chosen (none reached it)
+            pin = self._other_digits(action, code_id, pin, length)
         try:
             password_id = self._create(action, pin, label)
         except TuyaError as error:
             if error.code != TuyaCode.DUPLICATE_PASSWORD:
                 raise
             # The lock holds these digits already (a PIN the pipeline does not manage): pick others.
-            with self.engine.begin() as conn:
-                previous = self._previous_digits(conn, action.reservation_id)
-                pin = generate_pin(length, avoid={pin, *self._other_pins(conn, action.device_id, code_id)})
-                store.replace_pin(conn, code_id, pin_ciphertext=self.vault.encrypt(pin), pin_masked=mask_pin(pin),
-                                  digits_changed=previous is not None and previous != pin, now=self.now())
+            pin = self._other_digits(action, code_id, pin, length)
             password_id = self._create(action, pin, label)
         return password_id, None, "created; the lock's confirmation is read by the next confirm"
+
+    def _other_digits(self, action: Action, code_id: int, pin: str, length: int) -> str:
+        """New digits for a code the lock does not hold, stored before they are sent."""
+        with self.engine.begin() as conn:
+            previous = self._previous_digits(conn, action.reservation_id)
+            pin = generate_pin(length, avoid={pin, *self._other_pins(conn, action.device_id, code_id)})
+            store.replace_pin(conn, code_id, pin_ciphertext=self.vault.encrypt(pin), pin_masked=mask_pin(pin),
+                              digits_changed=previous is not None and previous != pin, now=self.now())
+        return pin
 
     def _create(self, action: Action, pin: str, label: str) -> str:
         return self.tuya.create_temp_password(action.device_id, pin=pin, name=label,
@@ -153,6 +164,28 @@ class AccessExecutor:
                                action=ActionKind.GENERATE, outcome=CodeState.FAILED if final_attempt else "error",
                                run_id=self.run_id, at=now,
                                detail=str(error)[:500] + (f"; next try {retry_at.isoformat()}" if retry_at else ""))
+
+    def _pin_length_refused(self, action: Action, code_id: int, length: int, asked: int, error: TuyaError) -> Outcome:
+        """The lock's cloud refused the PIN for its length and named the length the lock takes.
+
+        Every retry would send the same length and be refused the same way, so none is made: the code
+        is ``failed`` at once with no next try (no step retries, no retry schedule), the lock records
+        what it asked for, and admin.attention lists it (pin_length_mismatch) for a person to set the
+        length; ``lock-pipeline lock set`` then retries the lock's failed PINs at once, with new digits
+        of the right length. The length is not adopted by itself: the real cloud's wording of this
+        answer is not documented, and a lock's PIN length is the operator's to decide.
+        """
+        now = self.now()
+        detail = (f"the lock takes {asked}-digit PINs, not {length}: not retried until its length is set "
+                  f"(lock-pipeline lock set {action.device_id} --pin-length {asked})")
+        with self.engine.begin() as conn:
+            locks.record_pin_length_asked(conn, action.device_id, asked, now)
+            store.record_generate_error(conn, code_id, error=f"{error}; {detail}"[:500], final=True, retry_at=None,
+                                        run_id=self.run_id, now=now)
+            store.record_event(conn, code_id=code_id, reservation_id=action.reservation_id, device_id=action.device_id,
+                               action=ActionKind.GENERATE, outcome=CodeState.FAILED, run_id=self.run_id, at=now,
+                               detail=detail)
+        return Outcome(action, CodeState.FAILED, detail)
 
     # ------------------------------------------------------------------ modify
 

@@ -45,12 +45,13 @@ class AccessPolicy:
     stale_after: timedelta = timedelta(minutes=10)   # a run that stopped mid-action (killed)
     confirm_every: timedelta = timedelta(minutes=5)  # poll a pending code this often (a new one at once)
     lock_takes_at_most: timedelta = timedelta(minutes=15)  # an online lock that has not taken a PIN by then may not
+    default_pin_length: int = DEFAULTS.pin_length    # the executor's: a lock without a length of its own
 
     @classmethod
     def from_settings(cls, settings: Settings) -> "AccessPolicy":
         return cls(program_ahead=settings.program_ahead, missing_tolerance=settings.missing_tolerance,
                    default_lead=settings.access_lead, default_grace=settings.access_grace,
-                   backup_lead=settings.backup_code_lead)
+                   backup_lead=settings.backup_code_lead, default_pin_length=settings.pin_length)
 
 
 @dataclass(frozen=True)

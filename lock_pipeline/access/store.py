@@ -293,6 +293,22 @@ def request_retry(conn: Connection, reservation_id: str, *, run_id: str | None, 
     return len(reset)
 
 
+def request_retry_for_lock(conn: Connection, device_id: str, *, reason: str, run_id: str | None,
+                           now: datetime) -> int:
+    """A person fixed what a lock's failed codes were waiting for (its PIN length): they get a fresh retry
+    budget and ``retry_requested_at``, so the planner retries them at once, as after a reprocess."""
+    reset = conn.execute(text("""
+        UPDATE pipeline.access_codes SET attempts = 0, retry_requested_at = :now, updated_at = :now,
+            last_run_id = :run
+        WHERE device_id = :d AND state = :failed AND valid_until > :now
+        RETURNING code_id, reservation_id
+    """), {"now": now, "run": run_id, "d": device_id, "failed": CodeState.FAILED}).all()
+    for code_id, reservation_id in reset:
+        record_event(conn, code_id=code_id, reservation_id=reservation_id, device_id=device_id,
+                     action=EventAction.REPROCESS, outcome="reset", run_id=run_id, at=now, detail=reason)
+    return len(reset)
+
+
 # ---------------------------------------------------------------- events and reveals
 
 def record_event(conn: Connection, *, code_id: int | None, reservation_id: str, device_id: str, action: str,

@@ -6,7 +6,9 @@ A lock is keyed by its Tuya device id and never deleted: a lock absent from Tuya
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import Connection, text
@@ -14,7 +16,7 @@ from sqlalchemy import Connection, text
 from lock_pipeline.tuya.client import TuyaDevice
 from lock_pipeline.vocabulary import OfflineCodes
 
-DEFAULT_PIN_LENGTH = 7  # Wi-Fi locks take 7 digits (pipeline.locks.pin_length's default says the same)
+_RADIO_IN_PRODUCT_NAME = re.compile(r"\b(zigbee|bluetooth|ble|wi-?fi)\b", re.IGNORECASE)
 
 
 def store_locks(conn: Connection, devices: Sequence[TuyaDevice], now: datetime) -> dict[str, int]:
@@ -77,7 +79,57 @@ def record_offline_codes(conn: Connection, device_id: str, support: OfflineCodes
                  {"s": support, "now": now, "d": device_id})
 
 
-def pin_length(conn: Connection, device_id: str) -> int:
-    """How many digits the lock takes (a lock the pipeline never saw takes the Wi-Fi default)."""
+def pin_length(conn: Connection, device_id: str, account_default: int) -> int:
+    """How many digits the lock takes: its own length, else the account's (LOCK_PIPELINE_PIN_LENGTH)."""
     value = conn.execute(text("SELECT pin_length FROM pipeline.locks WHERE device_id = :d"), {"d": device_id}).scalar()
-    return int(value) if value is not None else DEFAULT_PIN_LENGTH
+    return int(value) if value is not None else account_default
+
+
+# ------------------------------------------------------------------ a lock's own settings
+
+@dataclass(frozen=True)
+class LockRow:
+    device_id: str
+    name: str
+    category: str
+    product_name: str
+    pin_length: int | None        # the lock's own; None: the account setting
+    pin_length_asked: int | None  # what its cloud asked for when it last refused a PIN for its length
+    pin_length_asked_at: datetime | None
+
+
+def lock_row(conn: Connection, device_id: str, *, for_update: bool = False) -> LockRow | None:
+    """The lock's row; locked until the caller's transaction ends when ``for_update`` (two admins cannot race)."""
+    row = conn.execute(text(f"""
+        SELECT device_id, name, category, product_name, pin_length, pin_length_asked, pin_length_asked_at
+        FROM pipeline.locks WHERE device_id = :d{' FOR UPDATE' if for_update else ''}
+    """), {"d": device_id}).mappings().one_or_none()
+    return LockRow(**row) if row else None
+
+
+def set_pin_length(conn: Connection, device_id: str, length: int | None) -> None:
+    """The lock's own PIN length (None: the account setting); the next new PIN on it has this many digits."""
+    conn.execute(text("UPDATE pipeline.locks SET pin_length = :n WHERE device_id = :d"), {"n": length, "d": device_id})
+
+
+def record_pin_length_asked(conn: Connection, device_id: str, length: int, now: datetime) -> None:
+    """The lock's cloud refused a PIN for its length and named the length it takes (admin.attention)."""
+    conn.execute(text("UPDATE pipeline.locks SET pin_length_asked = :n, pin_length_asked_at = :now WHERE device_id = :d"),
+                 {"n": length, "now": now, "d": device_id})
+
+
+def clear_pin_length_asked(conn: Connection, device_id: str) -> None:
+    """The lock took a PIN: whatever it asked for before is answered."""
+    conn.execute(text("UPDATE pipeline.locks SET pin_length_asked = NULL, pin_length_asked_at = NULL "
+                      "WHERE device_id = :d AND pin_length_asked IS NOT NULL"), {"d": device_id})
+
+
+def pin_length_hint(lock: LockRow) -> tuple[int, str] | None:
+    """What the lock's product name says of its PIN length, if anything: Tuya's docs give Wi-Fi locks 7
+    digits and Zigbee and Bluetooth locks 6. Tuya's category (``ms``, ``jtmspro``, ...) does not tell the
+    radio, so this is a hint to show a person, never a rule."""
+    match = _RADIO_IN_PRODUCT_NAME.search(lock.product_name or "")
+    if match is None:
+        return None
+    radio = match.group(1).lower()
+    return (7, "Wi-Fi") if radio.startswith("wi") else (6, "Zigbee" if radio == "zigbee" else "Bluetooth")

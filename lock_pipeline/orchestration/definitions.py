@@ -18,6 +18,7 @@ from lock_pipeline.orchestration.locks import (
     mapping_decision_job,
     tuya_locks,
 )
+from lock_pipeline.orchestration.overrides import listing_settings_job, lock_settings_job
 from lock_pipeline.orchestration.partitions import arrival_month_partitions
 from lock_pipeline.orchestration.resources import (
     ClockResource,
@@ -95,7 +96,7 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
         assets=[*stays_assets, tuya_locks, accommodation_lock_mappings, lock_pin_audit],
         asset_checks=[*MAPPING_CHECKS],
         jobs=[sync_job, full_sync_job, mapping_decision_job, build_pin_actions_job(pin_retry_policy), reprocess_stay_job,
-              stays_webhooks_job],
+              stays_webhooks_job, listing_settings_job, lock_settings_job],
         sensors=[pin_actions_sensor, stays_webhooks_sensor, record_failed_runs],
         schedules=build_sync_schedules(sync_job, full_sync_job, settings.timezone, settings.full_sync_hours),
         resources=resources if resources is not None else default_resources(settings),

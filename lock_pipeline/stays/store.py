@@ -92,19 +92,52 @@ class Quarantined:
 
 # ---------------------------------------------------------------- listings
 
-def listing_defaults(conn: Connection) -> dict[str, ListingDefaults]:
+def listing_defaults(conn: Connection, account: ListingDefaults) -> dict[str, ListingDefaults]:
+    """Each listing's effective zone and default times: its own (an override), else the account's."""
     rows = conn.execute(text(
         "SELECT listing_id, time_zone, default_check_in_time, default_check_out_time FROM pipeline.listings"
     )).all()
-    return {r.listing_id: ListingDefaults(r.time_zone, r.default_check_in_time, r.default_check_out_time) for r in rows}
+    return {r.listing_id: ListingDefaults(
+        account.time_zone if r.time_zone is None else r.time_zone,
+        account.check_in if r.default_check_in_time is None else r.default_check_in_time,
+        account.check_out if r.default_check_out_time is None else r.default_check_out_time,
+    ) for r in rows}
 
 
-def upsert_listings(conn: Connection, listings: Sequence[ListingRecord], defaults: ListingDefaults,
-                    now: datetime) -> int:
-    """Insert new listings (with the account's defaults) and update changed ones; return how many were written.
+# A listing's own settings (NULL: it follows the account setting), by the names people use for them
+# (vocabulary.OverrideSetting) -> the column that holds each. Written only by set_listing_overrides.
+LISTING_OVERRIDE_COLUMNS = {
+    "time_zone": "time_zone",
+    "check_in_time": "default_check_in_time",
+    "check_out_time": "default_check_out_time",
+    "lead_minutes": "access_lead_minutes",
+    "grace_minutes": "access_grace_minutes",
+}
 
-    The per-listing columns (zone, default times, access overrides) are set on insert only: they
-    belong to the operator after that.
+
+def listing_overrides(conn: Connection, listing_id: str, *, for_update: bool = False) -> dict[str, object]:
+    """The listing's own settings by name (None: follows the account setting); locked until the caller's
+    transaction ends when ``for_update`` (two admins cannot race)."""
+    columns = ", ".join(f"{column} AS {name}" for name, column in LISTING_OVERRIDE_COLUMNS.items())
+    row = conn.execute(text(f"SELECT {columns} FROM pipeline.listings WHERE listing_id = :l"
+                            f"{' FOR UPDATE' if for_update else ''}"), {"l": listing_id}).mappings().one()
+    return dict(row)
+
+
+def set_listing_overrides(conn: Connection, listing_id: str, values: Mapping[str, object]) -> None:
+    """Write the listing's own settings (None: follow the account setting again)."""
+    if values:
+        assignments = ", ".join(f"{LISTING_OVERRIDE_COLUMNS[name]} = :{name}" for name in values)
+        conn.execute(text(f"UPDATE pipeline.listings SET {assignments} WHERE listing_id = :listing_id"),
+                     {**values, "listing_id": listing_id})
+
+
+def upsert_listings(conn: Connection, listings: Sequence[ListingRecord], now: datetime) -> int:
+    """Insert new listings and update changed ones; return how many were written.
+
+    The per-listing settings (zone, default times, access lead and grace) are never written here: a
+    new listing has none of its own (NULL: it follows the account settings) and they belong to the
+    operator (lock-pipeline listing set).
     """
     if not listings:
         return 0
@@ -112,13 +145,12 @@ def upsert_listings(conn: Connection, listings: Sequence[ListingRecord], default
     changed = [listing for listing in listings if known.get(listing.listing_id) != listing_hash(listing)]
     if changed:
         rows = [(l.listing_id, l.short_code, l.internal_name, l.title, l.address, l.city, l.status,
-                 defaults.time_zone, defaults.check_in, defaults.check_out, listing_hash(l), now, now, now)
+                 listing_hash(l), now, now, now)
                 for l in changed]
         with conn.connection.dbapi_connection.cursor() as cursor:
             execute_values(cursor, """
                 INSERT INTO pipeline.listings (listing_id, short_code, internal_name, title, address, city, status,
-                    time_zone, default_check_in_time, default_check_out_time, content_hash,
-                    first_seen_at, last_seen_at, updated_at)
+                    content_hash, first_seen_at, last_seen_at, updated_at)
                 VALUES %s
                 ON CONFLICT (listing_id) DO UPDATE SET
                     short_code = EXCLUDED.short_code, internal_name = EXCLUDED.internal_name,

@@ -288,6 +288,7 @@ class StaysSync:
         self.engine = engine
         self.source = source
         self.now = now
+        # The account settings: what a listing without its own zone or default times uses (store.listing_defaults).
         self.defaults = ListingDefaults(default_time_zone, default_check_in, default_check_out)
         self.run_id = run_id
         self.progress = progress or (lambda message: log.info(message))
@@ -307,7 +308,7 @@ class StaysSync:
         listings = self._valid_listings(raw_listings, quarantine)
         now = self.now()
         with self.engine.begin() as conn:
-            written = store.upsert_listings(conn, listings, self.defaults, now)
+            written = store.upsert_listings(conn, listings, now)
             store.store_quarantine(conn, quarantine, None, now)
         return ListingSyncResult(
             fetched=len(raw_listings), written=written, quarantined=len(quarantine),
@@ -340,7 +341,7 @@ class StaysSync:
                         in_windows.update(store.existing_in_window(conn, w))
                 others = {_raw_id(raw) for raw in buffered} - in_windows.keys() - {None}
                 existing = {**store.existing_by_ids(conn, sorted(others)), **in_windows}
-                plan = ReservationPlan(existing, store.listing_defaults(conn), self.now())
+                plan = ReservationPlan(existing, store.listing_defaults(conn, self.defaults), self.now())
                 conn.commit()
                 for w in windows:
                     if w.flags_missing:
@@ -352,7 +353,7 @@ class StaysSync:
                 listings = self._fetch_listings_awaited(plan)
                 write_started = monotonic_time.monotonic()
                 with conn.begin():
-                    store.upsert_listings(conn, listings, self.defaults, plan.now)
+                    store.upsert_listings(conn, listings, plan.now)
                     self._apply(conn, plan, result, set(in_windows))
                 result.write_seconds = monotonic_time.monotonic() - write_started
         except StaysFetchFailed as failed:
@@ -391,13 +392,13 @@ class StaysSync:
             except Exception as error:  # noqa: BLE001 - Stays said nothing: nothing changes
                 raise StaysFetchFailed(f"Stays fetch of reservation {ref} failed, nothing changed: {error}", None) from error
             rid = _raw_id(raw)
-            plan = ReservationPlan(store.existing_by_ids(conn, [rid] if rid else []), store.listing_defaults(conn),
-                                   self.now())
+            plan = ReservationPlan(store.existing_by_ids(conn, [rid] if rid else []),
+                                   store.listing_defaults(conn, self.defaults), self.now())
             conn.commit()
             plan.take(raw)
             listings = self._fetch_listings_awaited(plan)
             with conn.begin():
-                store.upsert_listings(conn, listings, self.defaults, plan.now)
+                store.upsert_listings(conn, listings, plan.now)
                 store.write_reservations(conn, new_rows=plan.new_rows if plan.created else None,
                                          changed_rows=plan.changed_rows if plan.updated else None,
                                          fingerprint_refresh=plan.fingerprint_refresh)
@@ -522,7 +523,7 @@ class StaysSync:
         except Exception as error:  # noqa: BLE001 - Stays said nothing: nothing changes
             raise StaysFetchFailed(f"Stays fetch of listing {ref} failed, nothing changed: {error}", None) from error
         with self.engine.begin() as conn:
-            written = store.upsert_listings(conn, [listing], self.defaults, self.now())
+            written = store.upsert_listings(conn, [listing], self.now())
         return f"listing {listing.short_code or listing.listing_id} {'stored' if written else 'unchanged'}"
 
     def _valid_listings(self, raw_listings: Sequence[object], quarantine: list[Quarantined]) -> list[ListingRecord]:

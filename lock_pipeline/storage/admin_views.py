@@ -14,3 +14,15 @@ def reconciliation_status(conn: Connection) -> dict | None:
 def attention(conn: Connection) -> list[dict]:
     """What a person must act on, most urgent first (admin.attention)."""
     return [dict(row) for row in conn.execute(text("SELECT * FROM admin.attention")).mappings()]
+
+
+def listing_settings(conn: Connection, listing_id: str) -> dict | None:
+    """A listing's effective settings and where each comes from (admin.listings)."""
+    row = conn.execute(text("SELECT * FROM admin.listings WHERE listing_id = :l"), {"l": listing_id}).mappings().one_or_none()
+    return dict(row) if row else None
+
+
+def lock(conn: Connection, device_id: str) -> dict | None:
+    """A lock, its PIN length and where that comes from, and its listing (admin.locks)."""
+    row = conn.execute(text("SELECT * FROM admin.locks WHERE lock_id = :d"), {"d": device_id}).mappings().one_or_none()
+    return dict(row) if row else None

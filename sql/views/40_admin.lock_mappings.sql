@@ -11,8 +11,12 @@ SELECT l.short_code                              AS listing_code,
        ru.name                                   AS runner_up_lock_name,
        round(m.runner_up_score::numeric, 1)      AS runner_up_score,
        m.decided_by,
-       m.decided_at
+       m.decided_at,
+       ks.pin_length                             AS lock_pin_length,
+       s.overrides                               AS listing_overrides  -- the settings the listing sets for itself (admin.listings)
 FROM pipeline.listings l
+JOIN pipeline.listing_settings s USING (listing_id)
 LEFT JOIN pipeline.lock_mappings m USING (listing_id)
 LEFT JOIN pipeline.locks k ON k.device_id = m.device_id
+LEFT JOIN pipeline.lock_settings ks ON ks.device_id = m.device_id
 LEFT JOIN pipeline.locks ru ON ru.device_id = m.runner_up_device_id;

@@ -30,6 +30,20 @@ SELECT * FROM (
       AND c.valid_from < pipeline.clock_now() + (SELECT pipeline.setting('attention.pin_not_on_lock_within')::interval)
       AND c.valid_until > pipeline.clock_now()
     UNION ALL
+    SELECT 'pin_length_mismatch', l.short_code, failed.first_code, COALESCE(failed.first_from, s.pin_length_asked_at),
+           'lock ' || k.device_id || ' (' || k.name || ') refused a ' || s.pin_length || '-digit PIN and asked for '
+           || s.pin_length_asked || ' digits; its PINs wait until its length is set: '
+           || 'lock-pipeline lock set ' || k.device_id || ' --pin-length ' || s.pin_length_asked
+    FROM pipeline.lock_settings s
+    JOIN pipeline.locks k USING (device_id)
+    LEFT JOIN pipeline.lock_mappings m ON m.device_id = k.device_id AND m.status = 'confirmed'
+    LEFT JOIN pipeline.listings l ON l.listing_id = m.listing_id
+    LEFT JOIN LATERAL (SELECT min(r.code) AS first_code, min(c.valid_from) AS first_from
+                       FROM pipeline.current_access_codes c JOIN pipeline.reservations r USING (reservation_id)
+                       WHERE c.device_id = k.device_id AND c.state = 'failed'
+                         AND c.valid_until > pipeline.clock_now()) failed ON true
+    WHERE s.pin_length_asked IS NOT NULL AND s.pin_length_asked <> s.pin_length
+    UNION ALL
     SELECT 'pin_changed', l.short_code, r.code, c.valid_from,
            'the guest''s digits changed (the lock would not move the old PIN, or already held these digits for '
            || 'someone else): give the guest the new code (lock-pipeline pin show ' || r.code || ')'
