@@ -212,17 +212,14 @@ def _reprocess(args: argparse.Namespace) -> int:
 def _pin_show(args: argparse.Namespace) -> int:
     from zoneinfo import ZoneInfo
 
-    from lock_pipeline.access import backup_store
     from lock_pipeline.access import store as access_store
     from lock_pipeline.access.pins import PinVault
     from lock_pipeline.clock import clock_from_environment
     from lock_pipeline.runtime import pin_key
-    from lock_pipeline.stays.store import find_stay_by_code
 
     with _database() as (settings, engine), engine.begin() as conn:
-        reservation_id = find_stay_by_code(conn, args.code)
+        reservation_id, backup = _stay_and_backup(conn, args.code)
         stored = access_store.current_pin(conn, reservation_id) if reservation_id else None
-        backup = backup_store.current_backup(conn, reservation_id) if reservation_id else None
         if stored is None and backup is None:
             print(f"no PIN for stay {args.code!r} (see admin.reservations for its access_state)", file=sys.stderr)
             return 1
@@ -512,17 +509,24 @@ def _sandbox_move(args: argparse.Namespace) -> int:
     return 0
 
 
+def _stay_and_backup(conn, code: str):
+    """The stay's id (None: no such code) and its current backup code (None: none)."""
+    from lock_pipeline.access import backup_store
+    from lock_pipeline.stays.store import find_stay_by_code
+
+    reservation_id = find_stay_by_code(conn, code)
+    return reservation_id, backup_store.current_backup(conn, reservation_id) if reservation_id else None
+
+
 def _backup_clear(args: argparse.Namespace) -> int:
     from lock_pipeline.access import backup_store
     from lock_pipeline.access.pins import PinVault
     from lock_pipeline.clock import clock_from_environment
     from lock_pipeline.runtime import pin_key, tuya_client
-    from lock_pipeline.stays.store import find_stay_by_code
 
     with _database() as (settings, engine):
         with engine.connect() as conn:
-            reservation_id = find_stay_by_code(conn, args.code)
-            backup = backup_store.current_backup(conn, reservation_id) if reservation_id else None
+            _reservation_id, backup = _stay_and_backup(conn, args.code)
         if backup is None:
             print(f"no backup code for stay {args.code!r} (admin.reservations shows backup_code_masked)", file=sys.stderr)
             return 1
@@ -539,11 +543,9 @@ def _backup_clear(args: argparse.Namespace) -> int:
 def _backup_cleared(args: argparse.Namespace) -> int:
     from lock_pipeline.access import backup_store
     from lock_pipeline.clock import clock_from_environment
-    from lock_pipeline.stays.store import find_stay_by_code
 
     with _database() as (_settings, engine), engine.begin() as conn:
-        reservation_id = find_stay_by_code(conn, args.code)
-        backup = backup_store.current_backup(conn, reservation_id) if reservation_id else None
+        _reservation_id, backup = _stay_and_backup(conn, args.code)
         if backup is None:
             print(f"no backup code for stay {args.code!r}", file=sys.stderr)
             return 1

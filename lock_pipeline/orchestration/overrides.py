@@ -67,13 +67,9 @@ class ListingSettingsDecision(Config):
 def decide_listing_settings(context: OpExecutionContext, config: ListingSettingsDecision, postgres: PostgresResource,
                             clock: ClockResource) -> None:
     values = {name: getattr(config, name) for name in overrides.LISTING_SETTINGS}
-    try:
-        with postgres.engine.begin() as conn:
-            outcome = overrides.decide_listing(conn, config.listing, values, config.reset, actor=config.decided_by,
-                                               now=clock.now(), via=ChangeVia.DAGSTER, run_id=context.run.run_id)
-    except overrides.OverrideError as error:
-        raise Failure(description=f"not changed: {error}") from error
-    context.log.info(outcome)
+    _apply(context, postgres, lambda conn: overrides.decide_listing(
+        conn, config.listing, values, config.reset, actor=config.decided_by, now=clock.now(), via=ChangeVia.DAGSTER,
+        run_id=context.run.run_id))
 
 
 @job(tags={RunTag.KIND: RunKind.ADMIN},
@@ -107,10 +103,16 @@ class LockSettingsDecision(Config):
 @op(description="Apply a lock's settings decision (lock_pipeline/overrides.py), recorded with this run's id.")
 def decide_lock_settings(context: OpExecutionContext, config: LockSettingsDecision, postgres: PostgresResource,
                          clock: ClockResource) -> None:
+    _apply(context, postgres, lambda conn: overrides.set_lock(
+        conn, config.lock_id, config.pin_length, actor=config.decided_by, now=clock.now(), via=ChangeVia.DAGSTER,
+        run_id=context.run.run_id))
+
+
+def _apply(context: OpExecutionContext, postgres: PostgresResource, decide) -> None:
+    """One decision in one transaction; a refused one fails the run saying why, having changed nothing."""
     try:
         with postgres.engine.begin() as conn:
-            outcome = overrides.set_lock(conn, config.lock_id, config.pin_length, actor=config.decided_by,
-                                         now=clock.now(), via=ChangeVia.DAGSTER, run_id=context.run.run_id)
+            outcome = decide(conn)
     except overrides.OverrideError as error:
         raise Failure(description=f"not changed: {error}") from error
     context.log.info(outcome)

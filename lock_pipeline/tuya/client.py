@@ -314,20 +314,9 @@ class TuyaClient:
         an ambiguous failure (timeout, 5xx) the error says so and the caller must look for the
         PIN by name before creating another.
         """
-        start, end = _pin_window(pin, effective, invalid)
         base = _device_path(device_id)
-        ticket_id, password = self._encrypt_under_ticket(base, pin)
-        payload: dict[str, Any] = {
-            "name": name,
-            "password": password,
-            "password_type": "ticket",
-            "ticket_id": ticket_id,
-            "effective_time": start,
-            "invalid_time": end,
-            "type": 1 if single_use else 0,
-        }
-        if time_zone:
-            payload["time_zone"] = time_zone
+        payload = self._pin_payload(base, pin, name, effective, invalid, time_zone)
+        payload["type"] = 1 if single_use else 0
         create_path = f"{base}/door-lock/temp-password"
         result = self._call("POST", create_path, payload=payload, idempotent=False)
         password_id = result.get("id") if isinstance(result, dict) else None
@@ -346,20 +335,9 @@ class TuyaClient:
         PIN (``get_temp_password``) to see whether the window already moved. A lock that refuses
         modify answers ``TuyaCode.LOCK_TYPE_NOT_SUPPORTED`` (2004): create-then-revoke instead.
         """
-        start, end = _pin_window(pin, effective, invalid)
         base = _device_path(device_id)
         path = f"{base}/door-lock/temp-passwords/{_safe_id(password_id, 'password_id')}/modify-password"
-        ticket_id, password = self._encrypt_under_ticket(base, pin)
-        payload: dict[str, Any] = {
-            "name": name,
-            "password": password,
-            "password_type": "ticket",
-            "ticket_id": ticket_id,
-            "effective_time": start,
-            "invalid_time": end,
-        }
-        if time_zone:
-            payload["time_zone"] = time_zone
+        payload = self._pin_payload(base, pin, name, effective, invalid, time_zone)
         result = self._call("PUT", path, payload=payload, idempotent=False, require_result=False,
                             ambiguous_hint="re-read the PIN to see whether its window changed before repeating")
         if result is False:
@@ -403,6 +381,17 @@ class TuyaClient:
         """
         path = f"{_device_path(device_id)}/door-lock/temp-passwords/{_safe_id(password_id, 'password_id')}"
         self._call("DELETE", path, require_result=False, absent_after_ambiguous_ok=True)
+
+    def _pin_payload(self, base: str, pin: str, name: str, effective: datetime, invalid: datetime,
+                     time_zone: str | None) -> dict[str, Any]:
+        """The body a create and a modify share: the digits encrypted under a fresh ticket, and the window."""
+        start, end = _pin_window(pin, effective, invalid)
+        ticket_id, password = self._encrypt_under_ticket(base, pin)
+        payload: dict[str, Any] = {"name": name, "password": password, "password_type": "ticket",
+                                   "ticket_id": ticket_id, "effective_time": start, "invalid_time": end}
+        if time_zone:
+            payload["time_zone"] = time_zone
+        return payload
 
     def _encrypt_under_ticket(self, base: str, pin: str) -> tuple[str, str]:
         """Fetch a one-time ticket and encrypt ``pin`` under its key: (ticket_id, password hex)."""
