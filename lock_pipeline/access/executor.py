@@ -18,7 +18,7 @@ database never says ``active`` for a PIN the lock has not confirmed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -44,8 +44,12 @@ class Outcome:
 
 
 class AccessExecutor:
+    """``channels``: the delivery channels configured (Settings.delivery_channels); the code events a
+    guest must hear about are queued for them in the transaction of the change (delivery/outbox.py)."""
+
     def __init__(self, engine: Engine, tuya: TuyaClient, vault: PinVault, *, now: Callable[[], datetime],
-                 policy: AccessPolicy, run_id: str | None = None) -> None:
+                 policy: AccessPolicy, run_id: str | None = None, channels: Sequence[str] = ()) -> None:
+        self.channels = tuple(channels)
         self.engine = engine
         self.tuya = tuya
         self.vault = vault
@@ -101,7 +105,7 @@ class AccessExecutor:
         state = CodeState.ACTIVE if phase == 2 else CodeState.PENDING_ON_LOCK
         with self.engine.begin() as conn:
             store.record_programmed(conn, code_id, state=state, password_id=password_id, phase=phase,
-                                    run_id=self.run_id, now=self.now())
+                                    run_id=self.run_id, now=self.now(), channels=self.channels)
             store.record_event(conn, code_id=code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.GENERATE, outcome=state, run_id=self.run_id, at=self.now(),
                                password_id=password_id, detail=how)
@@ -146,7 +150,7 @@ class AccessExecutor:
             retry_at = (next_retry_at(1 + store.failed_runs_since_reset(conn, code_id), now, action.window)
                         if final_attempt else None)
             store.record_generate_error(conn, code_id, error=str(error)[:500], final=final_attempt, retry_at=retry_at,
-                                        run_id=self.run_id, now=now)
+                                        run_id=self.run_id, now=now, channels=self.channels)
             store.record_event(conn, code_id=code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.GENERATE, outcome=CodeState.FAILED if final_attempt else "error",
                                run_id=self.run_id, at=now,
@@ -222,7 +226,8 @@ class AccessExecutor:
         password = self.tuya.get_temp_password(action.device_id, row.tuya_password_id)
         now = self.now()
         with self.engine.begin() as conn:
-            state = store.record_confirmation(conn, action.code_id, phase=password.phase, now=now)
+            state = store.record_confirmation(conn, action.code_id, phase=password.phase, now=now,
+                                              channels=self.channels)
             if state == CodeState.ACTIVE:
                 store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
                                    device_id=action.device_id, action=ActionKind.CONFIRM, outcome=state,
@@ -256,7 +261,8 @@ class AccessExecutor:
             self._record_error(action, row.tuya_password_id, error)
             raise
         with self.engine.begin() as conn:
-            final = store.record_revoked(conn, action.code_id, password_id=password_id, now=self.now())
+            final = store.record_revoked(conn, action.code_id, password_id=password_id, now=self.now(),
+                                         channels=self.channels)
             store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.REVOKE, outcome=final, run_id=self.run_id, at=self.now(),
                                password_id=password_id, detail=action.reason)

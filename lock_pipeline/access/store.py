@@ -4,6 +4,10 @@ pipeline.access_codes (one row per stay, lock and window, with its encrypted PIN
 pipeline.access_code_events (every action and its outcome: the audit trail in SQL) and
 pipeline.pin_reveals (who saw a PIN in clear). Each state change is one named function, so the
 life cycle reads in one place; the rules of when to change what are in planning.py and executor.py.
+
+The changes a guest must hear about (the lock took a code, its retries are spent, it was revoked)
+queue their code event for the configured delivery ``channels`` in the same transaction
+(delivery/outbox.py, a transactional outbox); without channels nothing is queued.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from lock_pipeline.access.audit import KnownCode
 from lock_pipeline.access.planning import AccessCode, AccessPolicy, StayAccess, Window
+from lock_pipeline.delivery import outbox
 from lock_pipeline.vocabulary import ENDED_STATES, ActionKind, CodeState, EventAction
 
 _STAY_COLUMNS = """
@@ -156,17 +161,20 @@ def replace_pin(conn: Connection, code_id: int, *, pin_ciphertext: bytes, pin_ma
 
 
 def record_programmed(conn: Connection, code_id: int, *, state: str, password_id: str, phase: int | None,
-                      run_id: str | None, now: datetime) -> None:
+                      run_id: str | None, now: datetime, channels: Sequence[str] = ()) -> None:
+    """Tuya has the PIN; ``active`` when the lock's list already showed it taken (an adopted PIN)."""
     conn.execute(text("""
         UPDATE pipeline.access_codes SET state = :s, tuya_password_id = :p, tuya_phase = :phase,
             programmed_at = :now, active_at = CASE WHEN :s = :active THEN CAST(:now AS timestamptz) END,
             last_error = NULL, updated_at = :now, last_run_id = :run WHERE code_id = :c
     """), {"s": state, "active": CodeState.ACTIVE, "p": password_id, "phase": phase, "now": now, "run": run_id,
            "c": code_id})
+    if state == CodeState.ACTIVE:
+        outbox.announce_activation(conn, code_id, channels=channels, now=now)
 
 
 def record_generate_error(conn: Connection, code_id: int, *, error: str, final: bool, retry_at: datetime | None,
-                          run_id: str | None, now: datetime) -> None:
+                          run_id: str | None, now: datetime, channels: Sequence[str] = ()) -> None:
     """A failed attempt; on the run's final attempt the code is ``failed`` with its next retry."""
     conn.execute(text("""
         UPDATE pipeline.access_codes SET last_error = :e, updated_at = :now, last_run_id = :run,
@@ -174,6 +182,8 @@ def record_generate_error(conn: Connection, code_id: int, *, error: str, final: 
         WHERE code_id = :c
     """), {"e": error, "now": now, "run": run_id, "final": final, "failed": CodeState.FAILED, "retry": retry_at,
            "c": code_id})
+    if final:
+        outbox.announce_failure(conn, code_id, channels=channels, now=now)
 
 
 def failed_runs_since_reset(conn: Connection, code_id: int) -> int:
@@ -216,14 +226,18 @@ def code_for_update(conn: Connection, code_id: int) -> CodeRow | None:
     return CodeRow(**row) if row else None
 
 
-def record_confirmation(conn: Connection, code_id: int, *, phase: int | None, now: datetime) -> str:
-    """What the lock says of a pending PIN: ``active`` once it has it (phase 2), else still pending."""
+def record_confirmation(conn: Connection, code_id: int, *, phase: int | None, now: datetime,
+                        channels: Sequence[str] = ()) -> str:
+    """What the lock says of a pending PIN: ``active`` once it has it (phase 2), else still pending.
+    A code that becomes active again after a move announces its new window."""
     state = CodeState.ACTIVE if phase == 2 else CodeState.PENDING_ON_LOCK
     conn.execute(text("""
         UPDATE pipeline.access_codes SET state = :s, tuya_phase = :phase, updated_at = :now,
             active_at = CASE WHEN :s = :active THEN CAST(:now AS timestamptz) ELSE active_at END
         WHERE code_id = :c
     """), {"s": state, "active": CodeState.ACTIVE, "phase": phase, "now": now, "c": code_id})
+    if state == CodeState.ACTIVE:
+        outbox.announce_activation(conn, code_id, channels=channels, now=now)
     return state
 
 
@@ -261,14 +275,17 @@ def record_error(conn: Connection, code_id: int, *, error: str, now: datetime) -
                  {"e": error, "now": now, "c": code_id})
 
 
-def record_revoked(conn: Connection, code_id: int, *, password_id: str | None, now: datetime) -> str:
-    """Gone from the lock: ``revoked``; never reached it: ``cancelled``."""
+def record_revoked(conn: Connection, code_id: int, *, password_id: str | None, now: datetime,
+                   channels: Sequence[str] = ()) -> str:
+    """Gone from the lock: ``revoked``; never reached it: ``cancelled``. The guest hears of it when they
+    are left without a code they had been given (delivery/outbox.py announce_revocation)."""
     final = CodeState.REVOKED if password_id is not None else CodeState.CANCELLED
     conn.execute(text("""
         UPDATE pipeline.access_codes SET state = :s, revoked_at = :now, updated_at = :now, last_error = NULL,
             tuya_password_id = COALESCE(tuya_password_id, :p), next_attempt_at = NULL
         WHERE code_id = :c
     """), {"s": final, "now": now, "p": password_id, "c": code_id})
+    outbox.announce_revocation(conn, code_id, channels=channels, now=now)
     return final
 
 
