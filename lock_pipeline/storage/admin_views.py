@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Connection, text
 
 
@@ -14,3 +16,10 @@ def reconciliation_status(conn: Connection) -> dict | None:
 def attention(conn: Connection) -> list[dict]:
     """What a person must act on, most urgent first (admin.attention)."""
     return [dict(row) for row in conn.execute(text("SELECT * FROM admin.attention")).mappings()]
+
+
+def day_board(conn: Connection, now: datetime) -> list[dict]:
+    """Today's and tomorrow's arrivals and departures as of ``now`` (admin.day_board, on the pipeline's
+    clock: the view's "now" is moved for this transaction only)."""
+    conn.execute(text("SELECT set_config('lock_pipeline.now', :now, true)"), {"now": now.isoformat()})
+    return [dict(row) for row in conn.execute(text("SELECT * FROM admin.day_board")).mappings()]

@@ -1,4 +1,5 @@
--- Every guest stay with its PIN's state, masked PIN and access window in the listing's local time.
+-- Every guest stay with its PIN's state, masked PIN and access window in the listing's local time,
+-- and whether the guest's channel got the current code (delivery_state: pipeline.stay_delivery).
 CREATE OR REPLACE VIEW admin.reservations AS
 SELECT r.code                                  AS reservation_code,
        COALESCE(NULLIF(l.internal_name, ''), l.title) AS listing_name,
@@ -23,10 +24,13 @@ SELECT r.code                                  AS reservation_code,
        (c.valid_until AT TIME ZONE r.time_zone) AS access_until,
        c.last_error,
        c.last_run_id,
-       k.name                                  AS lock_name
+       k.name                                  AS lock_name,
+       d.delivery_state,
+       d.delivered_at
 FROM pipeline.reservations r
 JOIN pipeline.listings l USING (listing_id)
 LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id
 LEFT JOIN pipeline.current_access_codes c ON c.reservation_id = r.reservation_id
 LEFT JOIN pipeline.locks k ON k.device_id = COALESCE(c.device_id, CASE WHEN m.status = 'confirmed' THEN m.device_id END)
+LEFT JOIN pipeline.stay_delivery d ON d.reservation_id = r.reservation_id
 WHERE r.kind = 'guest';
