@@ -27,6 +27,7 @@ from pydantic import Field
 from lock_pipeline.access import store as access_store
 from lock_pipeline.access.executor import AccessExecutor
 from lock_pipeline.orchestration.access import run_due_work_for_stay
+from lock_pipeline.orchestration.admin import log_day_board, observe_stay
 from lock_pipeline.orchestration.cursors import launched_recently, slot
 from lock_pipeline.orchestration.resources import (
     ClockResource,
@@ -62,7 +63,8 @@ def apply_stays_webhooks(context: OpExecutionContext, config: StaysWebhooksConfi
                          default_check_out=config_settings.default_check_out, run_id=context.run.run_id,
                          progress=context.log.info)
         executor = AccessExecutor(engine, tuya_client, pin_vault.vault(), now=clock.now,
-                                  policy=settings.access_policy(), run_id=context.run.run_id)
+                                  policy=settings.access_policy(), run_id=context.run.run_id,
+                                  channels=config_settings.delivery_channels)
         for webhook_id in config.webhook_ids:
             with engine.connect() as conn, conn.begin():  # the row stays locked while it is applied
                 claimed = webhook_store.claim(conn, [webhook_id])
@@ -74,8 +76,9 @@ def apply_stays_webhooks(context: OpExecutionContext, config: StaysWebhooksConfi
                                      run_id=context.run.run_id, reservation_id=stay_id, error=error)
             if stay_id is not None and state == WebhookState.APPLIED:
                 done = run_due_work_for_stay(engine, executor, stay_id, clock.now, settings.access_policy(), context.log,
-                                             keep_going=True)
+                                             keep_going=True, context=context)
                 context.log.info(f"webhook {webhook_id}: {reason}; {done} PIN action(s) done now")
+    log_day_board(context, postgres, clock, settings)
 
 
 def _apply(context: OpExecutionContext, sync: StaysSync, webhook) -> tuple[WebhookState, str, str | None, str | None]:
@@ -97,6 +100,8 @@ def _apply(context: OpExecutionContext, sync: StaysSync, webhook) -> tuple[Webho
                                       device_id=HISTORY_DEVICE, action=EventAction.STAYS_WEBHOOK, outcome=result.change,
                                       run_id=context.run.run_id, at=sync.now(), detail=what)
     context.log.info(f"{result.code or webhook.reservation_ref}: {what}")
+    if result.code:
+        observe_stay(context, result.code, what=EventAction.STAYS_WEBHOOK, outcome=str(result.change), detail=what)
     return WebhookState.APPLIED, what, None, result.reservation_id
 
 
