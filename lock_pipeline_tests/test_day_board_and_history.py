@@ -44,11 +44,18 @@ def board_jobs(h: Harness) -> set[str]:
 
 def history(h: Harness, code: str) -> list[tuple[str, str, str]]:
     """The stay's partition of stay_history, oldest first: (what, outcome, run id)."""
-    records = h.instance.fetch_observations(
+    records = h.instance.fetch_materializations(
         AssetRecordsFilter(asset_key=AssetKey("stay_history"), asset_partitions=[code]), limit=1000,
         ascending=True).records
-    return [(r.asset_observation.metadata["what"].value, r.asset_observation.metadata["outcome"].value, r.run_id)
-            for r in records]
+    return [(r.asset_materialization.metadata["what"].value, r.asset_materialization.metadata["outcome"].value,
+             r.run_id) for r in records]
+
+
+def latest_history_table(h: Harness, code: str) -> str:
+    """The stay's whole history as its latest entry carries it (what the partition's page shows)."""
+    [record] = h.instance.fetch_materializations(
+        AssetRecordsFilter(asset_key=AssetKey("stay_history"), asset_partitions=[code]), limit=1).records
+    return record.asset_materialization.metadata["history"].value
 
 
 def test_the_day_board_shows_today_and_tomorrow_on_the_pipelines_clock(made):
@@ -126,6 +133,11 @@ def test_one_partition_holds_a_stays_history_whether_its_actions_ran_alone_or_in
     assert runs["revoke"].tags["lock_pipeline/stay"] == "BAT01"  # a single-action run
     assert runs["code.active to stays_field"].job_name == "deliver_codes_job"
     assert "BAT01" in h.instance.get_dynamic_partitions("stays")
+    table = latest_history_table(h, "BAT01").splitlines()
+    assert table[0] == "| When | What | Outcome | Detail | Run |"
+    assert [line.split(" | ")[1:3] for line in table[2:]] == [
+        ["generate", "pending\\_on\\_lock"], ["confirm", "active"], ["delivery", "delivered"], ["revoke", "revoked"]]
+    assert all(f"(/runs/{run_id})" in line for line, (_, _, run_id) in zip(table[2:], entries))
     assert [what for what, _, _ in history(h, "BAT02")] == ["generate", "confirm", "code.active to stays_field"]
 
 

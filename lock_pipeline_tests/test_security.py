@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import psutil
@@ -207,7 +208,8 @@ def test_names_that_look_like_sql_html_or_markdown_are_stored_verbatim_and_never
                     metadata = getattr(holder, "metadata", None) or {}
                     for key, value in metadata.items():
                         if isinstance(value, MarkdownMetadataValue):
-                            if getattr(holder, "asset_key", None) == AssetKey("day_board") and key == "day":
+                            if (getattr(holder, "asset_key", None), key) in ((AssetKey("day_board"), "day"),
+                                                                               (AssetKey("stay_history"), "history")):
                                 boards.append(value.value)
                             elif not (event.step_key == "day_board" and key == "day"):  # the asset's own output
                                 markdown.append(key)
@@ -215,15 +217,18 @@ def test_names_that_look_like_sql_html_or_markdown_are_stored_verbatim_and_never
                         if any(s in shown for s in (SQL, SCRIPT, "**md**", "onerror")):
                             carrying.append((key, type(value)))
         assert markdown == []
-        # The day board is Markdown: rendered as CommonMark with tables, the names are text, not markup.
+        # The day board and a stay's history are Markdown tables: rendered as CommonMark, the names are text.
         renderer = MarkdownIt("commonmark").enable("table")
-        assert boards, "the runs refreshed the day board"
+        assert len(boards) > 1, "the runs refreshed the day board and added to stays' histories"
         for board in boards:
             html = renderer.render(board)
-            assert "<a " not in html and "<script" not in html and "<em>" not in html
-            assert html.count("<strong>") == 1  # the board's own heading; no name became bold
-            assert "HOST1" in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the guest, as text
-            assert "**md** [click](javascript:alert(1))" in html  # the listing name, as text
+            links = re.findall(r'<a href="([^"]*)"', html)
+            assert all(re.fullmatch(r"/runs/[0-9a-f-]{36}", link) for link in links), links  # only our run links
+            assert "<script" not in html and "<img" not in html and "<em>" not in html
+            assert html.count("<strong>") <= 1  # the board's own heading; no name became bold
+        html = renderer.render(next(b for b in boards if "HOST1" in b and "Listing" in b))
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the guest, as text
+        assert "**md** [click](javascript:alert(1))" in html  # the listing name, as text
         assert carrying, "the hostile names should reach some metadata (offending rows, quarantine reasons)"
         assert {kind for _key, kind in carrying} <= {JsonMetadataValue, TextMetadataValue}, carrying
         assert {key for key, _kind in carrying} >= {"offending_rows", "quarantine_reasons"}

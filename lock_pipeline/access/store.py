@@ -321,6 +321,16 @@ def record_event(conn: Connection, *, code_id: int | None, reservation_id: str, 
            "outcome": outcome, "password_id": password_id, "detail": detail, "run_id": run_id, "at": at})
 
 
+def stay_history(conn: Connection, reservation_code: str, limit: int = 100) -> list[dict]:
+    """The newest ``limit`` entries of a stay's history (PIN actions, Stays changes, deliveries), oldest first."""
+    rows = [dict(row) for row in conn.execute(text("""
+        SELECT e.at, e.action, e.outcome, e.detail, e.device_id AS lock_id, e.run_id
+        FROM pipeline.access_code_events e JOIN pipeline.reservations r USING (reservation_id)
+        WHERE r.code = :code ORDER BY e.at DESC, e.event_id DESC LIMIT :limit
+    """), {"code": reservation_code, "limit": limit}).mappings()]
+    return rows[::-1]
+
+
 @dataclass(frozen=True)
 class StoredPin:
     code_id: int

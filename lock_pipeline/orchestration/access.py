@@ -43,7 +43,7 @@ from lock_pipeline.access import store as access_store
 from lock_pipeline.access.audit import audit_lock
 from lock_pipeline.access.executor import AccessExecutor
 from lock_pipeline.access.planning import AccessPolicy, Action, desired_access, plan_actions
-from lock_pipeline.orchestration.admin import log_day_board, observe_stay
+from lock_pipeline.orchestration.admin import StayHistory, log_day_board
 from lock_pipeline.orchestration.cursors import launched_recently, slot
 from lock_pipeline.orchestration.resources import (
     ClockResource,
@@ -108,15 +108,17 @@ def perform_pin_action(context: OpExecutionContext, planned: dict, postgres: Pos
             if isinstance(error, TuyaError):
                 context.log.warning(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {error} "
                                     f"({attempt})")
-            observe_stay(context, action.reservation_code, what=action.kind, lock_id=action.device_id,
-                         outcome="failed" if final_attempt else "error", detail=f"{str(error)[:300]} ({attempt})")
+            StayHistory(context, postgres, settings).add(
+                action.reservation_code, what=action.kind, lock_id=action.device_id,
+                outcome="failed" if final_attempt else "error", detail=f"{str(error)[:300]} ({attempt})")
             if final_attempt:  # the run fails: the board shows it now, not at the next sync
                 log_day_board(context, postgres, clock, settings)
             raise
     context.log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} "
                      f"({outcome.detail}){f'; Tuya password id {outcome.password_id}' if outcome.password_id else ''}")
-    observe_stay(context, action.reservation_code, what=action.kind, outcome=str(outcome.result),
-                 detail=outcome.detail, lock_id=action.device_id)
+    StayHistory(context, postgres, settings).add(action.reservation_code, what=action.kind,
+                                                 outcome=str(outcome.result), detail=outcome.detail,
+                                                 lock_id=action.device_id)
     return str(outcome.result)
 
 
@@ -166,23 +168,24 @@ def reprocess_stay(context: OpExecutionContext, config: ReprocessConfig, postgre
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now, policy=policy,
                                   run_id=context.run.run_id, channels=settings.get().delivery_channels)
-        observe_stay(context, config.reservation_code, what="reprocess", outcome="requested",
-                     detail=f"{reset} failed code(s) reset")
+        history = StayHistory(context, postgres, settings)
+        history.add(config.reservation_code, what="reprocess", outcome="requested",
+                    detail=f"{reset} failed code(s) reset")
         try:
             done = run_due_work_for_stay(postgres.engine, executor, reservation_id, clock.now, policy, context.log,
-                                         context=context)
+                                         history=history)
         finally:
             log_day_board(context, postgres, clock, settings)
     context.log.info(f"reprocess {config.reservation_code}: {done} action(s) done")
 
 
 def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str, now, policy: AccessPolicy, log, *,
-                          keep_going: bool = False, context: OpExecutionContext | None = None) -> int:
+                          keep_going: bool = False, history: StayHistory | None = None) -> int:
     """Do a stay's due PIN work now (reprocess, a webhook), then read the lock's answer for a PIN just
     created or moved, as the sensor's next tick would, so the state is true when the run ends.
 
     ``keep_going``: a Tuya error is logged, not raised (the code is then ``failed`` with its retry
-    schedule, as after any run), so one stay's lock cannot stop a batch of webhooks. ``context``: each
+    schedule, as after any run), so one stay's lock cannot stop a batch of webhooks. ``history``: each
     action goes into the stay's history (stay_history).
     """
     done = 0
@@ -195,9 +198,9 @@ def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str,
             try:
                 outcome = executor.perform(action, final_attempt=True)
             except TuyaError as error:
-                if context is not None:
-                    observe_stay(context, action.reservation_code, what=action.kind, outcome="failed",
-                                 detail=str(error)[:300], lock_id=action.device_id)
+                if history is not None:
+                    history.add(action.reservation_code, what=action.kind, outcome="failed", detail=str(error)[:300],
+                                lock_id=action.device_id)
                 if not keep_going:
                     raise
                 log.warning(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {error}; "
@@ -205,9 +208,9 @@ def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str,
                 continue
             done += 1
             log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} ({outcome.detail})")
-            if context is not None:
-                observe_stay(context, action.reservation_code, what=action.kind, outcome=str(outcome.result),
-                             detail=outcome.detail, lock_id=action.device_id)
+            if history is not None:
+                history.add(action.reservation_code, what=action.kind, outcome=str(outcome.result),
+                            detail=outcome.detail, lock_id=action.device_id)
     return done
 
 

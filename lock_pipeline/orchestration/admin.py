@@ -4,10 +4,13 @@
   departures as a Markdown table (admin.day_board). The syncs materialize it; every PIN run,
   webhook run and delivery run logs a fresh materialization of it at its end, so it is never
   older than the last change.
-- ``stay_history``: an asset partitioned by stay code (a dynamic partition per stay) on which every
-  PIN action, Stays change applied from a webhook, and delivery attempt logs an observation, whether
-  it ran alone or in a batch. Assets > stay_history > Partitions > EV23J lists that stay's history,
-  each entry linking to its run. Nothing is ever materialized there: it is a record, not data.
+- ``stay_history``: an asset partitioned by stay code (a dynamic partition per stay). Every PIN
+  action, Stays change applied from a webhook, and delivery attempt logs a materialization of the
+  stay's partition, whether it ran alone or in a batch (batched runs carry other tags, so the run
+  list filtered by ``lock_pipeline/stay=EV23J`` misses them). Assets > stay_history > Partitions >
+  EV23J shows the latest entry, with ``history``: the stay's whole history as a table, each entry
+  linking to its run; "View all historical events" lists every entry. It is a record, not data:
+  nothing reads it, and it has no Materialize button (an external asset).
 
 Neither ever carries a PIN: the board shows masked PINs, the history says what happened.
 """
@@ -18,7 +21,6 @@ import re
 
 from dagster import (
     AssetMaterialization,
-    AssetObservation,
     AssetSpec,
     DynamicPartitionsDefinition,
     MaterializeResult,
@@ -27,7 +29,8 @@ from dagster import (
     asset,
 )
 
-from lock_pipeline.day_board import render_day_board, summary
+from lock_pipeline.access import store as access_store
+from lock_pipeline.admin_tables import render_day_board, render_stay_history, summary
 from lock_pipeline.orchestration.resources import ClockResource, PostgresResource, SettingsResource
 from lock_pipeline.storage import admin_views
 
@@ -79,25 +82,37 @@ def log_day_board(context: OpExecutionContext, postgres: PostgresResource, clock
 
 stay_history = AssetSpec(
     STAY_HISTORY, group_name=ADMIN_GROUP, partitions_def=STAY_PARTITIONS, kinds={"postgres"},
-    description="One partition per stay code: every PIN action (alone or in a batch), Stays change applied from a "
-                "webhook and code delivery is an observation of the stay's partition, with its run. "
-                "Partitions > the stay's code lists its whole history.")
+    description="One partition per stay code. Every PIN action (alone or in a batch), Stays change applied from a "
+                "webhook and code delivery records an entry on the stay's partition, with its run. Partitions > the "
+                "stay's code: the latest entry, and `history`, the stay's whole history with links to the runs.")
 
 
-def observe_stay(context: OpExecutionContext, reservation_code: str, *, what: str, outcome: str, detail: str = "",
-                 lock_id: str | None = None) -> None:
-    """One entry in the stay's history (never a PIN: callers pass outcomes and reasons, not values)."""
-    if not _PARTITION_KEY.match(reservation_code or ""):
-        context.log.warning(f"stay code {reservation_code!r} cannot be a partition key: not in stay_history")
-        return
-    what, outcome = str(what), str(outcome)  # plain strings: Dagster refuses enum members
-    metadata = {"what": what, "outcome": outcome, "detail": str(detail)[:500]}
-    if lock_id:
-        metadata["lock_id"] = lock_id
-    try:
-        context.instance.add_dynamic_partitions(STAY_PARTITIONS.name, [reservation_code])
-        context.log_event(AssetObservation(asset_key=STAY_HISTORY, partition=reservation_code, metadata=metadata,
-                                           description=f"{what}: {outcome}"))
-    except Exception as error:  # noqa: BLE001 - the history must never fail (or hide the error of) the work itself
-        context.log.warning(f"{reservation_code}: {what} not added to stay_history ({type(error).__name__})")
+class StayHistory:
+    """Adds entries to stays' partitions of ``stay_history`` from one op (never a PIN: callers pass
+    outcomes and reasons, not values). Call :meth:`add` after the change is committed: each entry
+    carries the stay's history as it then stands (pipeline.access_code_events)."""
 
+    def __init__(self, context: OpExecutionContext, postgres: PostgresResource, settings: SettingsResource) -> None:
+        self.context = context
+        self.engine = postgres.engine
+        self.zone = settings.get().timezone
+
+    def add(self, reservation_code: str, *, what: str, outcome: str, detail: str = "",
+            lock_id: str | None = None) -> None:
+        context = self.context
+        if not _PARTITION_KEY.match(reservation_code or ""):
+            context.log.warning(f"stay code {reservation_code!r} cannot be a partition key: not in stay_history")
+            return
+        what, outcome = str(what), str(outcome)  # plain strings: Dagster refuses enum members
+        try:
+            with self.engine.connect() as conn:
+                rows = access_store.stay_history(conn, reservation_code)
+            metadata = {"what": what, "outcome": outcome, "detail": str(detail)[:500],
+                        "history": MetadataValue.md(render_stay_history(rows, self.zone))}
+            if lock_id:
+                metadata["lock_id"] = lock_id
+            context.instance.add_dynamic_partitions(STAY_PARTITIONS.name, [reservation_code])
+            context.log_event(AssetMaterialization(asset_key=STAY_HISTORY, partition=reservation_code,
+                                                   metadata=metadata, description=f"{what}: {outcome}"))
+        except Exception as error:  # noqa: BLE001 - the history must never fail (or hide the error of) the work
+            context.log.warning(f"{reservation_code}: {what} not added to stay_history ({type(error).__name__})")

@@ -27,8 +27,8 @@ from pydantic import Field
 
 from lock_pipeline.delivery import outbox
 from lock_pipeline.delivery.notify import Notifier
-from lock_pipeline.delivery.sender import DeliverySender
-from lock_pipeline.orchestration.admin import log_day_board, observe_stay
+from lock_pipeline.delivery.sender import HELD, DeliverySender
+from lock_pipeline.orchestration.admin import StayHistory, log_day_board
 from lock_pipeline.orchestration.cursors import launched_recently, slot
 from lock_pipeline.orchestration.resources import (
     ClockResource,
@@ -72,11 +72,14 @@ def deliver_codes(context: OpExecutionContext, config: DeliverCodesConfig, postg
     finally:
         if notifier is not None:
             notifier.close()
+    history = StayHistory(context, postgres, settings)
     for attempt in attempts:
+        if attempt.outcome == HELD:  # its channel is stopped: nothing happened to it
+            continue
         context.log.info(f"{attempt.reservation_code}: {attempt.event_type} to {attempt.channel}: {attempt.outcome} "
                          f"({attempt.detail})")
-        observe_stay(context, attempt.reservation_code, what=f"{attempt.event_type} to {attempt.channel}",
-                     outcome=attempt.outcome, detail=attempt.detail, lock_id=attempt.device_id)
+        history.add(attempt.reservation_code, what=f"{attempt.event_type} to {attempt.channel}",
+                    outcome=attempt.outcome, detail=attempt.detail, lock_id=attempt.device_id)
     log_day_board(context, postgres, clock, settings)
 
 

@@ -1,8 +1,12 @@
-"""The admin's day as Markdown: today's and tomorrow's arrivals and departures per listing.
+"""What an admin reads in the Dagster UI, as Markdown tables: the day, and one stay's history.
 
-Rendered from admin.day_board (storage/admin_views.py) into the Dagster asset ``day_board``'s
-metadata, so an admin reads the day in the Dagster UI without SQL. Plain Markdown written here,
-no table library: the rows are few and the format is fixed. Never a PIN: only the masked one.
+- The day: today's and tomorrow's arrivals and departures per listing, from admin.day_board
+  (storage/admin_views.py), in the ``day_board`` asset's metadata.
+- A stay's history: its PIN actions, Stays changes and deliveries with their runs, from
+  pipeline.access_code_events, in each entry of the ``stay_history`` asset's partition.
+
+Plain Markdown written here, no table library: the rows are few and the format is fixed. Never a
+PIN: only the masked one.
 
 Names come from Stays (listing, guest, stay code) and may look like Markdown or HTML: every ASCII
 punctuation character in them is backslash-escaped (CommonMark), so they show as the text they are
@@ -16,10 +20,14 @@ from collections.abc import Sequence
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
 
+HISTORY_ROWS = 100  # the newest entries of a stay's history; admin.access_history has them all
+HISTORY_COLUMNS = ("When", "What", "Outcome", "Detail", "Run")
+
 COLUMNS = ("Listing", "Stay", "Guest", "Movement", "Check-in", "Check-out", "Code", "PIN", "Delivered",
            "Needs a person")
 NOTHING_NEEDED = "—"
 _PUNCTUATION = re.compile(r"([!-/:-@\[-`{-~])")  # every ASCII punctuation character
+_RUN_ID = re.compile(r"^[0-9a-f-]{36}$")  # a Dagster run id: safe to put in a link
 
 
 def render_day_board(rows: Sequence[dict], now: datetime, zone: str) -> str:
@@ -50,6 +58,25 @@ def summary(rows: Sequence[dict]) -> str:
         parts.append(f"{label} {_count(arrivals, 'arrival')}, {_count(departures, 'departure')}")
     needing = len({r["reservation_code"] for r in rows if r.get("needs_a_person")})
     return "; ".join(parts) + f"; {_count(needing, 'stay')} {'needs' if needing == 1 else 'need'} a person"
+
+
+def render_stay_history(rows: Sequence[dict], zone: str) -> str:
+    """A stay's history, oldest first, each entry with a link to its run (``rows``: at, action, outcome,
+    detail, run_id, as access/store.py stay_history gives them)."""
+    tz = ZoneInfo(zone)
+    shown = list(rows)[-HISTORY_ROWS:]
+    lines = []
+    if len(shown) == HISTORY_ROWS:
+        lines += [f"The newest {HISTORY_ROWS} entries (every one: admin.access_history).", ""]
+    lines.append("| " + " | ".join(HISTORY_COLUMNS) + " |")
+    lines.append("|" + "|".join(" --- " for _ in HISTORY_COLUMNS) + "|")
+    for row in shown:
+        run_id = row.get("run_id")
+        run = f"[{run_id[:8]}](/runs/{run_id})" if run_id and _RUN_ID.match(run_id) else literal(run_id or "")
+        cells = [f"{row['at'].astimezone(tz):%d/%m %H:%M:%S}", literal(str(row["action"])), literal(str(row["outcome"])),
+                 literal(str(row.get("detail") or "")), run]
+        lines.append("| " + " | ".join(_cell(value) for value in cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def _cells(row: dict) -> list[object]:
