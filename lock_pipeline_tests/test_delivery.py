@@ -412,3 +412,60 @@ def test_the_sandbox_receiver_command_prints_each_event_it_verified(capfd):
     finally:
         process.terminate()
         process.wait(timeout=30)
+
+
+# ====================================================================== the backup code's way in, a field deleted in Stays
+
+def test_a_backup_code_is_delivered_beside_the_online_one_and_cleared_with_it(made, receiver):
+    """What the offline-code work calls: enqueue_code_event(code.backup_issued) with the digits encrypted."""
+    from lock_pipeline.delivery.outbox import enqueue_code_event
+    from lock_pipeline.vocabulary import CodeEvent
+
+    world = World()
+    listing, lock = world.listing(1, "Trancoso 99")
+    stay = world.stay("BACKU", listing, D0, D0 + timedelta(days=2))
+    h = made(world, local(D0, 9), **notify_env(receiver, LOCK_PIPELINE_NOTIFY_INCLUDE_PIN="true"), **WRITE_BACK)
+    h.step(local(D0, 9))
+    deliver_all(h)
+    online = only_pin(h, "BACKU")
+    with h.engine.begin() as conn:
+        code_id, reservation_id = conn.execute(text(
+            "SELECT code_id, reservation_id FROM pipeline.access_codes")).one()
+        enqueue_code_event(conn, event=CodeEvent.BACKUP_ISSUED, reservation_id=reservation_id, code_id=code_id,
+                           device_id=lock, valid_from=local(D0, 13), valid_until=local(D0 + timedelta(days=2), 11),
+                           channels=h.settings.delivery_channels, now=h.now, pin_ciphertext=h.vault.encrypt("93817264"))
+    deliver_all(h)
+    assert stays_field(h, "BACKU") == f"{online} (backup: 93817264)"
+    backup = receiver.events()[-1]
+    assert backup["type"] == "code.backup_issued" and backup["data"]["pin"] == "93817264"
+    with h.engine.connect() as conn:
+        stored = conn.execute(text("SELECT string_agg(encode(pin_ciphertext, 'escape'), '') FROM pipeline.delivery_outbox"))
+        assert "93817264" not in (stored.scalar() or "")  # encrypted at rest, like the code rows
+    h.stays.cancel_reservation(stay["_id"])
+    h.step(local(D0, 9, 30))
+    deliver_all(h)
+    assert stays_field(h, "BACKU") == "" and receiver.events()[-1]["type"] == "code.revoked"
+
+
+def test_a_field_deleted_in_stays_is_found_or_created_again(made):
+    import httpx
+
+    world = World()
+    l1, _ = world.listing(1, "Lapa 61")
+    l2, _ = world.listing(2, "Lapa 62")
+    world.stay("FLD01", l1, D0, D0 + timedelta(days=2))
+    h = made(world, local(D0, 9), **WRITE_BACK)
+    h.step(local(D0, 9))
+    deliver_all(h)
+    [field] = h.stays.custom_fields()
+    from season.driver import STAYS_CLIENT_ID, STAYS_CLIENT_SECRET
+
+    deleted = httpx.delete(f"{h.stays.base_url}/settings/app/custom-fields/{field['_idfield']}",
+                           auth=(STAYS_CLIENT_ID, STAYS_CLIENT_SECRET))
+    assert deleted.status_code == 200 and h.stays.custom_fields() == []
+    h.stays.put_reservation(World().stay("FLD02", l2, D0, D0 + timedelta(days=2)))
+    h.step(local(D0, 9, 30))
+    deliver_all(h)
+    [again] = h.stays.custom_fields()
+    assert again["_idfield"] != field["_idfield"] and stays_field(h, "FLD02") == only_pin(h, "FLD02")
+    assert outbox(h, "FLD02")[0].state == "delivered"
