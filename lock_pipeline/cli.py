@@ -83,6 +83,18 @@ def _parser() -> argparse.ArgumentParser:
     move.add_argument("--check-in", default=None, help="YYYY-MM-DD")
     move.add_argument("--check-out", default=None, help="YYYY-MM-DD")
     move.set_defaults(handler=_sandbox_move)
+    show_stay = sandbox_commands.add_parser("show", help="a reservation as the sandbox's Stays API returns it, with its "
+                                                         "custom fields by name (what write-back wrote)")
+    show_stay.add_argument("code", help="the stay's code")
+    show_stay.set_defaults(handler=_sandbox_show)
+    notifications = sandbox_commands.add_parser(
+        "notifications", help="a tiny local receiver for the signed code events (LOCK_PIPELINE_NOTIFY_URL): prints "
+                              "each event it verified with the secret")
+    notifications.add_argument("--host", default="127.0.0.1", help="interface (default 127.0.0.1)")
+    notifications.add_argument("--port", type=int, default=8787, help="port (default 8787)")
+    notifications.add_argument("--secret", default=os.environ.get("LOCK_PIPELINE_NOTIFY_SECRET"),
+                               help="the whsec_ secret (default LOCK_PIPELINE_NOTIFY_SECRET)")
+    notifications.set_defaults(handler=_sandbox_notifications)
 
     backup = commands.add_parser("backup-code", help="a stay's offline backup code: clear it at the lock when the stay "
                                                      "no longer has access (it cannot be deleted remotely)")
@@ -107,6 +119,9 @@ def _parser() -> argparse.ArgumentParser:
 
     key = commands.add_parser("new-pin-key", help="print a new LOCK_PIPELINE_PIN_KEY")
     key.set_defaults(handler=_new_pin_key)
+
+    notify_secret = commands.add_parser("new-notify-secret", help="print a new LOCK_PIPELINE_NOTIFY_SECRET (whsec_...)")
+    notify_secret.set_defaults(handler=_new_notify_secret)
 
     reprocess = commands.add_parser("reprocess", help="restart a stay's PIN work now (failed codes get a fresh retry budget)")
     reprocess.add_argument("code", help="the stay's code, e.g. EV23J")
@@ -554,6 +569,42 @@ def _backup_cleared(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sandbox_show(args: argparse.Namespace) -> int:
+    """GET /booking/reservations/{code} on the running sandbox, as the operator would look in Stays."""
+    from lock_pipeline.stays.client import StaysClient
+
+    from lock_pipeline.runtime import running_sandbox
+
+    found = running_sandbox(load_settings(), "stays")
+    with StaysClient(found["base_url"], found["client_id"], found["client_secret"], timeout=10) as client:
+        reservation = client.get_reservation(args.code)
+        names = {f["_idfield"]: f["internalName"] for f in client.list_custom_fields("reservation")}
+    print(f"{reservation.get('id')} ({reservation.get('type')}): {reservation.get('checkInDate')} "
+          f"{reservation.get('checkInTime', '')} to {reservation.get('checkOutDate')} {reservation.get('checkOutTime', '')}")
+    for value in reservation.get("appCustomFields") or []:
+        print(f"  {names.get(value.get('_idfield'), value.get('_idfield'))} = {value.get('val')!r}")
+    if not reservation.get("appCustomFields"):
+        print("  (no custom field written)")
+    return 0
+
+
+def _sandbox_notifications(args: argparse.Namespace) -> int:
+    from lock_pipeline.sandbox.notifications import NotificationReceiver, print_event
+    from lock_pipeline.settings import notify_secret_problem
+
+    problem = notify_secret_problem(args.secret) if args.secret else "is missing"
+    if problem:
+        raise SettingsError([f"--secret (or LOCK_PIPELINE_NOTIFY_SECRET) {problem}"])
+    receiver = NotificationReceiver(args.secret, host=args.host, port=args.port, on_event=print_event).start()
+    print(f"receiving signed code events on {receiver.url} (set LOCK_PIPELINE_NOTIFY_URL to it); Ctrl+C stops",
+          flush=True)
+    try:
+        threading.Event().wait()
+    finally:
+        receiver.stop()
+    return 0
+
+
 def _settings(args: argparse.Namespace) -> int:
     from lock_pipeline.settings import setting_specs
 
@@ -593,6 +644,14 @@ def _new_pin_key(_args: argparse.Namespace) -> int:
     from cryptography.fernet import Fernet
 
     print(Fernet.generate_key().decode())
+    return 0
+
+
+def _new_notify_secret(_args: argparse.Namespace) -> int:
+    import base64
+    import secrets
+
+    print("whsec_" + base64.b64encode(secrets.token_bytes(32)).decode())
     return 0
 
 

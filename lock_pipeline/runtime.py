@@ -227,7 +227,8 @@ def _start_sandboxes(runtime: Runtime) -> None:
             "STAYS_CLIENT_ID": client_id,
             "STAYS_CLIENT_SECRET": client_secret,
         })
-        found["stays"] = {"admin_url": stays.admin_url, "client_id": client_id, "client_secret": client_secret}
+        found["stays"] = {"admin_url": stays.admin_url, "base_url": stays.base_url, "client_id": client_id,
+                          "client_secret": client_secret}
         runtime.notes.append(f"Stays sandbox: {stays.base_url} ({len(seed.listings)} listings, {len(seed.reservations)} "
                              "stays; its webhooks go to the receiver)")
     if settings.tuya is None:

@@ -23,6 +23,8 @@ from typing import Any
 from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from lock_pipeline.vocabulary import DeliveryChannel
+
 TUYA_REGION_HOSTS: dict[str, str] = {
     "us": "openapi.tuyaus.com",
     "us-e": "openapi-ueaz.tuyaus.com",
@@ -129,6 +131,80 @@ def _optional_text(env: str, help: str, *, secret: bool = False, check: Callable
         return raw
 
     return _declare(None, Spec(env, default_text, unit, help, parse, secret=secret))
+
+
+def _choice(env: str, default: str, choices: dict[str, str], help: str) -> Any:
+    """One of a few words; ``choices`` maps each to what it means (shown in the help)."""
+    def parse(raw: str) -> str:
+        value = raw.strip().lower()
+        if value not in choices:
+            raise ValueError(f"{env}={raw!r} is not one of {', '.join(choices)} (default {default})")
+        return value
+
+    meaning = "; ".join(f"`{word}`: {what}" for word, what in choices.items())
+    return _declare(default, Spec(env, default, "", f"{help} ({meaning})", parse))
+
+
+_TRUE, _FALSE = ("true", "1", "yes", "on"), ("false", "0", "no", "off")
+
+
+def _flag(env: str, default: bool, help: str) -> Any:
+    def parse(raw: str) -> bool:
+        value = raw.strip().lower()
+        if value in _TRUE or value in _FALSE:
+            return value in _TRUE
+        raise ValueError(f"{env}={raw!r} is not true or false (default {str(default).lower()})")
+
+    return _declare(default, Spec(env, str(default).lower(), "true/false", help, parse,
+                                  render=lambda v: str(v).lower()))
+
+
+def _identifier(env: str, default: str, help: str) -> Any:
+    def parse(raw: str) -> str:
+        value = raw.strip()
+        if not (value[:1].isascii() and value[:1].isalpha() and len(value) >= 2
+                and all(c.isascii() and (c.isalnum() or c == "_") for c in value)):
+            raise ValueError(f"{env}={raw!r} must start with a letter and hold only letters, digits and _ "
+                             f"(Stays' internalName rule), e.g. {default}")
+        return value
+
+    return _declare(default, Spec(env, default, "name", help, parse))
+
+
+def _notify_url_problem(raw: str) -> str | None:
+    """HTTPS, or plain HTTP to this machine only (a local receiver: nothing crosses a network in clear)."""
+    parts = urlsplit(raw)
+    if parts.scheme not in {"http", "https"} or not parts.hostname:
+        return f"={raw!r} is not an http(s) URL with a host: use e.g. https://automation.example.com/hooks/locks"
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        return (f"={raw!r} is plain http to another machine: the event can carry a door code, so use https:// "
+                "(plain http is allowed to 127.0.0.1 / localhost only, for a local receiver)")
+    return None
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host.lower() in {"localhost", "localhost.localdomain"}:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def notify_secret_problem(raw: str) -> str | None:
+    """The Standard Webhooks form: ``whsec_`` and the base64 of 24 to 64 random bytes."""
+    fix = "generate one with `lock-pipeline new-notify-secret` and give the same value to your receiver"
+    if not raw.startswith("whsec_"):
+        return f"must look like whsec_<base64> (Standard Webhooks): {fix}"
+    try:
+        key = base64.b64decode(raw[len("whsec_"):], validate=True)
+    except (binascii.Error, ValueError):
+        return f"is not whsec_ followed by base64: {fix}"
+    if not 24 <= len(key) <= 64:
+        return f"holds a {len(key)}-byte key; use 24 to 64 random bytes: {fix}"
+    return None
 
 
 def _whole_divisor_of_day(env: str, raw: str) -> int:
@@ -277,6 +353,27 @@ class Settings:
         "`https://locks.example.com`; `lock-pipeline webhooks --print-url` builds the URL to register on it",
         check=lambda raw: (problem := _http_url_problem(raw)) and f"{problem}: use e.g. https://locks.example.com",
         unit="URL")
+    stays_write_back: str = _choice(
+        "LOCK_PIPELINE_STAYS_WRITE_BACK", "off", {"off": "nothing is written to Stays",
+                                                  "pin": "the door code is written to a custom field of the reservation "
+                                                         "(the code then lives in Stays too)"},
+        "write the guest's door code back to the Stays reservation, where your guest messaging reads it")
+    stays_pin_field: str = _identifier(
+        "LOCK_PIPELINE_STAYS_PIN_FIELD", "door_code",
+        "the reservation custom field (its internalName) that write-back fills; created as a text field if missing")
+    notify_url: str | None = _optional_text(
+        "LOCK_PIPELINE_NOTIFY_URL", "POST a signed event (Standard Webhooks) for each code event to this URL: your "
+        "automation (n8n, Zapier, a WhatsApp tool) verifies it with LOCK_PIPELINE_NOTIFY_SECRET; https only, plain "
+        "http to 127.0.0.1 only", check=lambda raw: (problem := _notify_url_problem(raw)) and problem.lstrip("="),
+        unit="URL")
+    notify_secret: str | None = _optional_text(
+        "LOCK_PIPELINE_NOTIFY_SECRET", "the signing secret the events are signed with, `whsec_<base64>` "
+        "(`lock-pipeline new-notify-secret` makes one); required with LOCK_PIPELINE_NOTIFY_URL", secret=True,
+        check=notify_secret_problem)
+    notify_include_pin: bool = _flag(
+        "LOCK_PIPELINE_NOTIFY_INCLUDE_PIN", False,
+        "put the door code itself in the events' body; otherwise an event says the code is ready and where to read "
+        "it (`lock-pipeline pin show`, or the Stays field when write-back is on)")
     stays_sandbox_port: int = _bounded_int("LOCK_PIPELINE_STAYS_SANDBOX_PORT", 0, 0, 65535, "port",
                                            "the Stays sandbox's port on the embedded default (0: any free port)")
     tuya_sandbox_port: int = _bounded_int("LOCK_PIPELINE_TUYA_SANDBOX_PORT", 0, 0, 65535, "port",
@@ -292,6 +389,16 @@ class Settings:
     def dagster_home(self) -> Path:
         """Dagster's instance directory (dagster.yaml, workspace.yaml, compute logs): under the data directory."""
         return self.home / "dagster"
+
+    @property
+    def delivery_channels(self) -> tuple[str, ...]:
+        """The channels a code event goes to (vocabulary.DeliveryChannel values), in a fixed order."""
+        channels = []
+        if self.stays_write_back == "pin":
+            channels.append(DeliveryChannel.STAYS_FIELD.value)
+        if self.notify_url:
+            channels.append(DeliveryChannel.NOTIFY.value)
+        return tuple(channels)
 
     @property
     def access_lead(self) -> timedelta:
@@ -336,8 +443,12 @@ def setting_specs() -> list[Spec]:
     return [f.metadata["spec"] for f in fields(Settings) if "spec" in f.metadata] + [*STAYS_SPECS, *TUYA_SPECS]
 
 
-def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
-    """Read every setting; raise :class:`SettingsError` naming each wrong one."""
+def load_settings(environ: Mapping[str, str] | None = None, *, secrets_withheld: bool = False) -> Settings:
+    """Read every setting; raise :class:`SettingsError` naming each wrong one.
+
+    ``secrets_withheld``: ``environ`` is :meth:`Settings.environment` without secrets (what the
+    Dagster settings resource carries), so a secret's absence is not a problem there.
+    """
     env = os.environ if environ is None else environ
     problems: list[str] = []
     values: dict[str, Any] = {}
@@ -353,6 +464,7 @@ def load_settings(environ: Mapping[str, str] | None = None) -> Settings:
     home = values.get("home")
     if home is not None and home.exists() and not home.is_dir():
         problems.append(f"LOCK_PIPELINE_HOME={home} is a file: point it at a directory (it is created if missing)")
+    problems += _delivery_problems(values, env, secrets_withheld)
     values["stays"] = _stays_settings(env, problems)
     values["tuya"] = _tuya_settings(env, problems)
     if problems:
@@ -385,6 +497,16 @@ def _declared(settings: Settings) -> Iterator[tuple[Spec, Any]]:
     for item in fields(Settings):
         if "spec" in item.metadata:
             yield item.metadata["spec"], getattr(settings, item.name)
+
+
+def _delivery_problems(values: Mapping[str, Any], env: Mapping[str, str], secrets_withheld: bool) -> list[str]:
+    if values.get("notify_url") and not env.get("LOCK_PIPELINE_NOTIFY_SECRET") and not secrets_withheld:
+        return ["LOCK_PIPELINE_NOTIFY_URL is set but LOCK_PIPELINE_NOTIFY_SECRET is not: events are always signed; "
+                "generate a secret with `lock-pipeline new-notify-secret` and give it to your receiver too"]
+    if env.get("LOCK_PIPELINE_NOTIFY_SECRET") and not env.get("LOCK_PIPELINE_NOTIFY_URL"):
+        return ["LOCK_PIPELINE_NOTIFY_SECRET is set but LOCK_PIPELINE_NOTIFY_URL is not: set the URL your "
+                "automation receives the events at, or unset the secret"]
+    return []
 
 
 def _group_values(group: StaysSettings | TuyaSettings) -> tuple[str, ...]:
@@ -459,6 +581,8 @@ RUN_FAILED_WITHIN = timedelta(hours=24)                 # failed runs listed for
 SYNC_STALE_AFTER = timedelta(hours=1)                   # no successful sync for this long
 WEBHOOKS_SILENT_AFTER = timedelta(hours=2)              # no webhook for this long while the syncs find changes
 BATTERY_ARRIVAL_WITHIN = timedelta(days=7)              # a low battery matters with a guest arriving this soon
+CODE_NOT_DELIVERED_WITHIN = timedelta(hours=24)         # a guest arriving this soon whose code went nowhere ...
+CODE_NOT_DELIVERED_GRACE = timedelta(minutes=15)        # ... this long after the lock took it (delivery takes seconds)
 
 
 def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
@@ -473,6 +597,9 @@ def published_settings(settings: Settings) -> dict[str, tuple[str, str]]:
         "attention.sync_stale_after": (interval_text(SYNC_STALE_AFTER), "interval"),
         "attention.webhooks_silent_after": (interval_text(WEBHOOKS_SILENT_AFTER), "interval"),
         "attention.battery_arrival_within": (interval_text(BATTERY_ARRIVAL_WITHIN), "interval"),
+        "attention.code_not_delivered_within": (interval_text(CODE_NOT_DELIVERED_WITHIN), "interval"),
+        "attention.code_not_delivered_grace": (interval_text(CODE_NOT_DELIVERED_GRACE), "interval"),
+        "delivery.channels": (",".join(settings.delivery_channels), "list"),
     }
     for spec, value in _declared(settings):
         if not spec.secret and value is not None:

@@ -85,6 +85,7 @@ class EventAction(StrEnum):
 
     REPROCESS = "reprocess"
     STAYS_WEBHOOK = "stays_webhook"   # a change Stays announced, applied (the stay's history)
+    DELIVERY = "delivery"             # a code event delivered (or not) to a channel (the stay's history)
 
 
 class WebhookState(StrEnum):
@@ -114,6 +115,54 @@ class AttentionIssue(StrEnum):
     WEBHOOKS_SILENT = "webhooks_silent"
     SYNC_FAILING = "sync_failing"
     SYNC_STALE = "sync_stale"
+    DELIVERY_FAILED = "delivery_failed"                                  # a channel refused or keeps failing
+    CODE_NOT_DELIVERED_ARRIVAL_SOON = "code_not_delivered_arrival_soon"  # a code exists, no channel took it
+
+
+# ---------------------------------------------------------------- delivery of the code to the guest
+
+class DeliveryChannel(StrEnum):
+    """Where a code event goes (pipeline.delivery_outbox.channel); each is switched on by a setting."""
+
+    STAYS_FIELD = "stays_field"   # the reservation's custom field in Stays (LOCK_PIPELINE_STAYS_WRITE_BACK=pin)
+    NOTIFY = "notify"             # a signed POST to the operator's automation (LOCK_PIPELINE_NOTIFY_URL)
+
+
+class CodeEvent(StrEnum):
+    """The ``type`` of a code event (Standard Webhooks body), one outbox row per configured channel."""
+
+    ACTIVE = "code.active"                  # the lock has the code (again, with a new window after a move)
+    CHANGED = "code.changed"                # the lock has new digits for a stay that had others
+    BACKUP_ISSUED = "code.backup_issued"    # an offline backup code covers the stay
+    FAILED = "code.failed"                  # the code could not be programmed (retries go on; a person is told)
+    REVOKED = "code.revoked"                # the guest's code no longer opens the door
+
+
+# Events that give the guest digits (what "delivered" means for a stay), and what each channel carries.
+ANNOUNCING_EVENTS = frozenset({CodeEvent.ACTIVE, CodeEvent.CHANGED, CodeEvent.BACKUP_ISSUED})
+CHANNEL_EVENTS = {
+    DeliveryChannel.STAYS_FIELD: frozenset({*ANNOUNCING_EVENTS, CodeEvent.REVOKED}),
+    DeliveryChannel.NOTIFY: frozenset(CodeEvent),
+}
+
+
+class OutboxState(StrEnum):
+    """pipeline.delivery_outbox.state: one event on one channel."""
+
+    PENDING = "pending"       # not tried yet (or its channel is stopped: tried again when it resumes)
+    DELIVERED = "delivered"   # the channel took it
+    FAILED = "failed"         # the last attempt failed; tried again at next_attempt_at
+    DEAD = "dead"             # retries spent (admin.attention delivery_failed)
+    SKIPPED = "skipped"       # nothing to send: superseded by a newer event, the stay is gone, channel off
+
+
+class DeliveryState(StrEnum):
+    """admin.reservations.delivery_state: did the guest's channel get the current code?"""
+
+    NOT_CONFIGURED = "not_configured"
+    PENDING = "pending"
+    DELIVERED = "delivered"   # at least one configured channel took the current code
+    FAILED = "failed"         # every configured channel gave up on it (or is stopped)
 
 
 class OverrideSetting(StrEnum):
@@ -161,6 +210,7 @@ class RunTag:
     ACTIONS = "lock_pipeline/actions"      # how many actions a batch carries
     STAY_PREFIX = "lock_pipeline/stay."    # + code, on a batched run: lock_pipeline/stay.EV23J=generate
     WEBHOOKS = "lock_pipeline/webhooks"    # the stored webhooks a run applies (first-last id)
+    OUTBOX = "lock_pipeline/outbox"        # the outbox rows a delivery run sends (first-last id)
 
 
 class RunKind:
@@ -170,4 +220,5 @@ class RunKind:
     PIN = "pin"
     REPROCESS = "reprocess"
     WEBHOOK = "webhook"
+    DELIVERY = "delivery"
     ADMIN = "admin"

@@ -57,9 +57,9 @@ TEST_CALL_TIMEOUT = 10.0
 
 class Harness(PipelineDriver):
     def __init__(self, database_url: str, world: World, tmp_path: Path, start: datetime,
-                 instance: DagsterInstance | None = None, webhooks: bool = False) -> None:
+                 instance: DagsterInstance | None = None, webhooks: bool = False, settings=None) -> None:
         super().__init__(database_url, world.seed, tmp_path, start, instance=instance, pin_key=TEST_PIN_KEY,
-                         settings=make_settings(), max_pins_per_lock=50, stays_timeout=TEST_CALL_TIMEOUT,
+                         settings=settings or make_settings(), max_pins_per_lock=50, stays_timeout=TEST_CALL_TIMEOUT,
                          tuya_timeout=TEST_CALL_TIMEOUT, webhooks=webhooks)
 
     def step(self, instant: datetime) -> None:

@@ -410,7 +410,7 @@ def test_migration_010_keeps_what_differs_from_the_account_setting_and_lets_the_
                 INSERT INTO pipeline.locks (device_id, pin_length, first_seen_at, last_seen_at)
                 VALUES ('zigbee', 6, now(), now());
             """))
-        assert apply_migrations(engine) == [10]
+        assert apply_migrations(engine)[0] == 10  # and any later ones
         with engine.connect() as conn:
             listings = {r.listing_id: tuple(r)[1:] for r in conn.execute(text(
                 "SELECT listing_id, time_zone, default_check_in_time, default_check_out_time, access_lead_minutes "

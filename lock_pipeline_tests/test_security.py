@@ -6,16 +6,19 @@
 - The sandboxes and the embedded Postgres listen on loopback / a Unix socket by default, and
   ``lock-pipeline up`` serves the Dagster UI on 127.0.0.1 unless told otherwise.
 - Names from Stays and Tuya that look like SQL, HTML or Markdown are data: stored verbatim, never
-  executed, and in Dagster metadata only as JSON or plain text, never as Markdown.
+  executed, and in Dagster metadata only as JSON or plain text, never as Markdown, except in the day
+  board's table, where every name is escaped and renders as the text it is.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import psutil
 import pytest
-from dagster import JsonMetadataValue, MarkdownMetadataValue, TextMetadataValue
+from dagster import AssetKey, JsonMetadataValue, MarkdownMetadataValue, TextMetadataValue
+from markdown_it import MarkdownIt
 from sqlalchemy import text
 
 from lock_pipeline.cli import main
@@ -196,7 +199,7 @@ def test_names_that_look_like_sql_html_or_markdown_are_stored_verbatim_and_never
             assert conn.execute(text("SELECT to_regclass('public.x')")).scalar() is not None
 
         # In Dagster's event log (in Postgres here): metadata carrying a name is JSON or text, never Markdown.
-        carrying, markdown = [], []
+        carrying, markdown, boards = [], [], []
         for run in dagster_instance.get_runs():
             for record in dagster_instance.all_logs(run.run_id):
                 event = record.dagster_event
@@ -205,11 +208,27 @@ def test_names_that_look_like_sql_html_or_markdown_are_stored_verbatim_and_never
                     metadata = getattr(holder, "metadata", None) or {}
                     for key, value in metadata.items():
                         if isinstance(value, MarkdownMetadataValue):
-                            markdown.append(key)
+                            if (getattr(holder, "asset_key", None), key) in ((AssetKey("day_board"), "day"),
+                                                                               (AssetKey("stay_history"), "history")):
+                                boards.append(value.value)
+                            elif not (event.step_key == "day_board" and key == "day"):  # the asset's own output
+                                markdown.append(key)
                         shown = str(getattr(value, "value", value))
                         if any(s in shown for s in (SQL, SCRIPT, "**md**", "onerror")):
                             carrying.append((key, type(value)))
         assert markdown == []
+        # The day board and a stay's history are Markdown tables: rendered as CommonMark, the names are text.
+        renderer = MarkdownIt("commonmark").enable("table")
+        assert len(boards) > 1, "the runs refreshed the day board and added to stays' histories"
+        for board in boards:
+            html = renderer.render(board)
+            links = re.findall(r'<a href="([^"]*)"', html)
+            assert all(re.fullmatch(r"/runs/[0-9a-f-]{36}", link) for link in links), links  # only our run links
+            assert "<script" not in html and "<img" not in html and "<em>" not in html
+            assert html.count("<strong>") <= 1  # the board's own heading; no name became bold
+        html = renderer.render(next(b for b in boards if "HOST1" in b and "Listing" in b))
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html  # the guest, as text
+        assert "**md** [click](javascript:alert(1))" in html  # the listing name, as text
         assert carrying, "the hostile names should reach some metadata (offending rows, quarantine reasons)"
         assert {kind for _key, kind in carrying} <= {JsonMetadataValue, TextMetadataValue}, carrying
         assert {key for key, _kind in carrying} >= {"offending_rows", "quarantine_reasons"}

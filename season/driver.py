@@ -139,6 +139,7 @@ class PipelineDriver:
         self.launched_runs = 0
         self.failures_not_recorded = 0
         self.webhook_cursor: str | None = None
+        self.delivery_cursor: str | None = None
         self.receiver = None
         if webhooks:
             self.start_receiver()
@@ -190,6 +191,32 @@ class PipelineDriver:
         job = self.defs.resolve_job_def("stays_webhooks_job")
         outcome = job.execute_in_process(run_config=self._run_config(request.run_config), tags=request.tags,
                                          instance=self.instance, raise_on_error=False)
+        self.launched_runs += 1
+        self.record_failure(outcome)
+        if self.keep_runs:
+            self.runs.append(outcome)
+        return [outcome]
+
+    def deliver(self) -> list:
+        """What the daemon does for code delivery: evaluate the delivery sensor (cursor carried over) and
+        run what it asks for, in process; a spent run key is skipped, as the daemon does."""
+        from lock_pipeline.orchestration.delivery import code_delivery_sensor
+
+        resources = {key: self.defs.resources[key] for key in ("postgres", "clock", "settings")}
+        context = build_sensor_context(instance=self.instance, cursor=self.delivery_cursor, resources=resources)
+        if self.quiet:
+            context._logger = _SILENT
+        request = code_delivery_sensor(context)
+        self.delivery_cursor = context.cursor
+        if not isinstance(request, RunRequest):
+            return []
+        if request.run_key in self.spent_run_keys:
+            self.skipped_spent_keys += 1
+            return []
+        self.spent_run_keys.add(request.run_key)
+        tags = {**request.tags, RUN_KEY_TAG: request.run_key, SENSOR_NAME_TAG: "code_delivery_sensor"}
+        outcome = self.defs.resolve_job_def("deliver_codes_job").execute_in_process(
+            run_config=self._run_config(request.run_config), tags=tags, instance=self.instance, raise_on_error=False)
         self.launched_runs += 1
         self.record_failure(outcome)
         if self.keep_runs:

@@ -15,7 +15,8 @@ from datetime import datetime
 from sqlalchemy import Connection, text
 
 from lock_pipeline.access.planning import BackupCode, Window
-from lock_pipeline.vocabulary import BackupState
+from lock_pipeline.delivery import outbox
+from lock_pipeline.vocabulary import BackupState, CodeEvent
 
 
 @dataclass(frozen=True)
@@ -69,12 +70,18 @@ def insert_request(conn: Connection, *, reservation_id: str, device_id: str, nam
 
 
 def record_issued(conn: Connection, backup_id: int, *, tuya_offline_id: str, code_ciphertext: bytes, code_masked: str,
-                  effective_from: datetime, invalid_at: datetime, now: datetime) -> None:
-    conn.execute(text("""
+                  effective_from: datetime, invalid_at: datetime, now: datetime, channels: Sequence[str] = ()) -> None:
+    """The cloud computed the code; in the same transaction it is queued for the guest's channels
+    (``code.backup_issued``: the guest needs it before standing at an offline lock)."""
+    row = conn.execute(text("""
         UPDATE pipeline.backup_codes SET state = :issued, tuya_offline_id = :id, code_ciphertext = :c, code_masked = :m,
             effective_from = :f, invalid_at = :u, issued_at = :now WHERE backup_id = :b
+        RETURNING reservation_id, device_id
     """), {"issued": BackupState.ISSUED, "id": tuya_offline_id, "c": code_ciphertext, "m": code_masked,
-           "f": effective_from, "u": invalid_at, "now": now, "b": backup_id})
+           "f": effective_from, "u": invalid_at, "now": now, "b": backup_id}).one()
+    outbox.enqueue_code_event(conn, event=CodeEvent.BACKUP_ISSUED, reservation_id=row.reservation_id, code_id=None,
+                              device_id=row.device_id, valid_from=effective_from, valid_until=invalid_at,
+                              channels=channels, now=now, pin_ciphertext=code_ciphertext)
 
 
 def record_refused(conn: Connection, backup_id: int) -> None:

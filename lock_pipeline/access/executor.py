@@ -18,7 +18,7 @@ database never says ``active`` for a PIN the lock has not confirmed.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -27,7 +27,15 @@ from sqlalchemy import Connection, Engine
 from lock_pipeline import checkpoints
 from lock_pipeline.access import backup_store, store
 from lock_pipeline.access.pins import PinVault, backup_label, generate_pin, lock_label, mask_pin
-from lock_pipeline.access.planning import AccessPolicy, Action, Desired, Window, desired_access, next_retry_at
+from lock_pipeline.access.planning import (
+    AccessPolicy,
+    Action,
+    Desired,
+    Window,
+    backup_due,
+    desired_access,
+    next_retry_at,
+)
 from lock_pipeline.mapping import locks
 from lock_pipeline.tuya.client import TuyaClient, TuyaCode, TuyaError, pin_length_from_error
 from lock_pipeline.vocabulary import ActionKind, CodeState, OfflineCodes
@@ -44,8 +52,12 @@ class Outcome:
 
 
 class AccessExecutor:
+    """``channels``: the delivery channels configured (Settings.delivery_channels); the code events a
+    guest must hear about are queued for them in the transaction of the change (delivery/outbox.py)."""
+
     def __init__(self, engine: Engine, tuya: TuyaClient, vault: PinVault, *, now: Callable[[], datetime],
-                 policy: AccessPolicy, run_id: str | None = None) -> None:
+                 policy: AccessPolicy, run_id: str | None = None, channels: Sequence[str] = ()) -> None:
+        self.channels = tuple(channels)
         self.engine = engine
         self.tuya = tuya
         self.vault = vault
@@ -106,7 +118,7 @@ class AccessExecutor:
         state = CodeState.ACTIVE if phase == 2 else CodeState.PENDING_ON_LOCK
         with self.engine.begin() as conn:
             store.record_programmed(conn, code_id, state=state, password_id=password_id, phase=phase,
-                                    run_id=self.run_id, now=self.now())
+                                    run_id=self.run_id, now=self.now(), channels=self.channels)
             locks.clear_pin_length_asked(conn, action.device_id)
             store.record_event(conn, code_id=code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.GENERATE, outcome=state, run_id=self.run_id, at=self.now(),
@@ -159,7 +171,7 @@ class AccessExecutor:
             retry_at = (next_retry_at(1 + store.failed_runs_since_reset(conn, code_id), now, action.window)
                         if final_attempt else None)
             store.record_generate_error(conn, code_id, error=str(error)[:500], final=final_attempt, retry_at=retry_at,
-                                        run_id=self.run_id, now=now)
+                                        run_id=self.run_id, now=now, channels=self.channels)
             store.record_event(conn, code_id=code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.GENERATE, outcome=CodeState.FAILED if final_attempt else "error",
                                run_id=self.run_id, at=now,
@@ -259,13 +271,12 @@ class AccessExecutor:
             if wanted is None or wanted.device_id != action.device_id \
                     or not (wanted.window.start <= action.window.start and action.window.end <= wanted.window.end):
                 return self._skip(conn, action, None, "no longer wanted: the stay or its lock changed since it was planned")
-            if any(c.device_id == action.device_id and c.window == wanted.window and c.state == CodeState.ACTIVE
-                   for c in codes):
-                return self._skip(conn, action, None, "the PIN is on the lock now")
-            if any(b.device_id == action.device_id and b.window.end > now
-                   and wanted.window.start <= b.window.start and b.window.end <= wanted.window.end
-                   for b in backup_store.live_backups(conn, [action.reservation_id], now)):
-                return self._skip(conn, action, None, "a backup code already covers the stay")
+            # The planner's own rule on what is true now: the PIN may have reached the lock (or been sent to an
+            # online lock) earlier in this run, or another run may have issued a code meanwhile.
+            if backup_due(stay, wanted, codes, backup_store.live_backups(conn, [action.reservation_id], now), now,
+                          self.policy) is None:
+                return self._skip(conn, action, None, "no longer needed: the PIN is on (or on its way to) the lock, "
+                                                      "or a backup code already covers the stay")
             backup_store.mark_unanswered_lost(conn, action.reservation_id, action.device_id)
             attempt = backup_store.requests_so_far(conn, action.reservation_id, action.device_id) + 1
             name = backup_label(stay.code, attempt)
@@ -286,7 +297,7 @@ class AccessExecutor:
             backup_store.record_issued(conn, backup_id, tuya_offline_id=offline.password_id,
                                        code_ciphertext=self.vault.encrypt(offline.digits),
                                        code_masked=mask_pin(offline.digits), effective_from=offline.effective,
-                                       invalid_at=offline.invalid, now=now)
+                                       invalid_at=offline.invalid, now=now, channels=self.channels)
             locks.record_offline_codes(conn, action.device_id, OfflineCodes.SUPPORTED, now)
             store.record_event(conn, code_id=None, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.BACKUP, outcome="issued", run_id=self.run_id, at=now,
@@ -318,7 +329,8 @@ class AccessExecutor:
         password = self.tuya.get_temp_password(action.device_id, row.tuya_password_id)
         now = self.now()
         with self.engine.begin() as conn:
-            state = store.record_confirmation(conn, action.code_id, phase=password.phase, now=now)
+            state = store.record_confirmation(conn, action.code_id, phase=password.phase, now=now,
+                                              channels=self.channels)
             if state == CodeState.ACTIVE:
                 store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
                                    device_id=action.device_id, action=ActionKind.CONFIRM, outcome=state,
@@ -352,7 +364,8 @@ class AccessExecutor:
             self._record_error(action, row.tuya_password_id, error)
             raise
         with self.engine.begin() as conn:
-            final = store.record_revoked(conn, action.code_id, password_id=password_id, now=self.now())
+            final = store.record_revoked(conn, action.code_id, password_id=password_id, now=self.now(),
+                                         channels=self.channels)
             store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id, device_id=action.device_id,
                                action=ActionKind.REVOKE, outcome=final, run_id=self.run_id, at=self.now(),
                                password_id=password_id, detail=action.reason)

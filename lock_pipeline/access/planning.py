@@ -99,7 +99,7 @@ class AccessCode:
     tuya_phase: int | None = None  # None: the lock's phase was never read (just created)
     retry_requested_at: datetime | None = None  # a person asked (reprocess) for its work to run now
     modify_refused_at: datetime | None = None  # the lock refused to move this PIN's window
-    created_at: datetime | None = None
+    programmed_at: datetime | None = None  # when Tuya last took this PIN for the lock (create or retry)
 
     @property
     def movable(self) -> bool:
@@ -293,7 +293,7 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
         if desired is None or now >= desired.window.end or now < desired.window.start - policy.program_ahead:
             continue
         codes_of_stay = by_stay.get(stay.reservation_id, [])
-        backup = _backup_due(stay, desired, codes_of_stay, backups, now, policy)
+        backup = backup_due(stay, desired, codes_of_stay, backups, now, policy)
         if backup is not None:
             plan.actions.append(Action(ActionKind.BACKUP, stay.reservation_id, stay.code, stay.listing_id,
                                        desired.device_id, backup, None,
@@ -308,7 +308,7 @@ def plan_actions(stays: Mapping[str, StayAccess], codes: Sequence[AccessCode], n
     return plan
 
 
-def _backup_due(stay: StayAccess, desired: Desired, codes_of_stay: Sequence[AccessCode], backups: Sequence[BackupCode],
+def backup_due(stay: StayAccess, desired: Desired, codes_of_stay: Sequence[AccessCode], backups: Sequence[BackupCode],
                 now: datetime, policy: AccessPolicy) -> Window | None:
     """The window of an offline code the stay needs now, or None: ``backup_lead`` before access opens
     (or later), its PIN is not confirmed on the lock and will not be soon (it failed: storage full, a
@@ -319,7 +319,7 @@ def _backup_due(stay: StayAccess, desired: Desired, codes_of_stay: Sequence[Acce
     pin = next((c for c in codes_of_stay if c.device_id == desired.device_id and c.window == desired.window), None)
     if pin is None or pin.state == CodeState.ACTIVE:
         return None  # not tried yet (the generate comes first), or on the lock
-    waiting_long = pin.created_at is not None and now - pin.created_at >= policy.lock_takes_at_most
+    waiting_long = pin.programmed_at is not None and now - pin.programmed_at >= policy.lock_takes_at_most
     if pin.state != CodeState.FAILED and stay.lock_online is not False and not waiting_long:
         return None  # an online lock is taking it now
     wanted = backup_window(desired.window, now)

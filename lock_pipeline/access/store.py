@@ -4,6 +4,10 @@ pipeline.access_codes (one row per stay, lock and window, with its encrypted PIN
 pipeline.access_code_events (every action and its outcome: the audit trail in SQL) and
 pipeline.pin_reveals (who saw a PIN in clear). Each state change is one named function, so the
 life cycle reads in one place; the rules of when to change what are in planning.py and executor.py.
+
+The changes a guest must hear about (the lock took a code, its retries are spent, it was revoked)
+queue their code event for the configured delivery ``channels`` in the same transaction
+(delivery/outbox.py, a transactional outbox); without channels nothing is queued.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from sqlalchemy import Connection, Engine, text
 
 from lock_pipeline.access.audit import KnownCode
 from lock_pipeline.access.planning import AccessCode, AccessPolicy, StayAccess, Window
+from lock_pipeline.delivery import outbox
 from lock_pipeline.vocabulary import ENDED_STATES, ActionKind, CodeState, EventAction
 
 _STAY_COLUMNS = """
@@ -40,7 +45,7 @@ _STAY_FROM = """
     ) prev ON true
 """
 _CODE_COLUMNS = ("code_id, reservation_id, device_id, valid_from, valid_until, state, attempts, updated_at, "
-                 "next_attempt_at, tuya_password_id, tuya_phase, retry_requested_at, modify_refused_at, created_at")
+                 "next_attempt_at, tuya_password_id, tuya_phase, retry_requested_at, modify_refused_at, programmed_at")
 _LIVE = "state NOT IN (" + ", ".join(f"'{state}'" for state in sorted(ENDED_STATES)) + ")"
 _MAX_LEAD_OR_GRACE = timedelta(hours=24)  # listings.access_*_minutes are capped at 1440
 
@@ -158,17 +163,20 @@ def replace_pin(conn: Connection, code_id: int, *, pin_ciphertext: bytes, pin_ma
 
 
 def record_programmed(conn: Connection, code_id: int, *, state: str, password_id: str, phase: int | None,
-                      run_id: str | None, now: datetime) -> None:
+                      run_id: str | None, now: datetime, channels: Sequence[str] = ()) -> None:
+    """Tuya has the PIN; ``active`` when the lock's list already showed it taken (an adopted PIN)."""
     conn.execute(text("""
         UPDATE pipeline.access_codes SET state = :s, tuya_password_id = :p, tuya_phase = :phase,
             programmed_at = :now, active_at = CASE WHEN :s = :active THEN CAST(:now AS timestamptz) END,
             last_error = NULL, updated_at = :now, last_run_id = :run WHERE code_id = :c
     """), {"s": state, "active": CodeState.ACTIVE, "p": password_id, "phase": phase, "now": now, "run": run_id,
            "c": code_id})
+    if state == CodeState.ACTIVE:
+        outbox.announce_activation(conn, code_id, channels=channels, now=now)
 
 
 def record_generate_error(conn: Connection, code_id: int, *, error: str, final: bool, retry_at: datetime | None,
-                          run_id: str | None, now: datetime) -> None:
+                          run_id: str | None, now: datetime, channels: Sequence[str] = ()) -> None:
     """A failed attempt; on the run's final attempt the code is ``failed`` with its next retry."""
     conn.execute(text("""
         UPDATE pipeline.access_codes SET last_error = :e, updated_at = :now, last_run_id = :run,
@@ -176,6 +184,8 @@ def record_generate_error(conn: Connection, code_id: int, *, error: str, final: 
         WHERE code_id = :c
     """), {"e": error, "now": now, "run": run_id, "final": final, "failed": CodeState.FAILED, "retry": retry_at,
            "c": code_id})
+    if final:
+        outbox.announce_failure(conn, code_id, channels=channels, now=now)
 
 
 def failed_runs_since_reset(conn: Connection, code_id: int) -> int:
@@ -218,14 +228,18 @@ def code_for_update(conn: Connection, code_id: int) -> CodeRow | None:
     return CodeRow(**row) if row else None
 
 
-def record_confirmation(conn: Connection, code_id: int, *, phase: int | None, now: datetime) -> str:
-    """What the lock says of a pending PIN: ``active`` once it has it (phase 2), else still pending."""
+def record_confirmation(conn: Connection, code_id: int, *, phase: int | None, now: datetime,
+                        channels: Sequence[str] = ()) -> str:
+    """What the lock says of a pending PIN: ``active`` once it has it (phase 2), else still pending.
+    A code that becomes active again after a move announces its new window."""
     state = CodeState.ACTIVE if phase == 2 else CodeState.PENDING_ON_LOCK
     conn.execute(text("""
         UPDATE pipeline.access_codes SET state = :s, tuya_phase = :phase, updated_at = :now,
             active_at = CASE WHEN :s = :active THEN CAST(:now AS timestamptz) ELSE active_at END
         WHERE code_id = :c
     """), {"s": state, "active": CodeState.ACTIVE, "phase": phase, "now": now, "c": code_id})
+    if state == CodeState.ACTIVE:
+        outbox.announce_activation(conn, code_id, channels=channels, now=now)
     return state
 
 
@@ -263,14 +277,17 @@ def record_error(conn: Connection, code_id: int, *, error: str, now: datetime) -
                  {"e": error, "now": now, "c": code_id})
 
 
-def record_revoked(conn: Connection, code_id: int, *, password_id: str | None, now: datetime) -> str:
-    """Gone from the lock: ``revoked``; never reached it: ``cancelled``."""
+def record_revoked(conn: Connection, code_id: int, *, password_id: str | None, now: datetime,
+                   channels: Sequence[str] = ()) -> str:
+    """Gone from the lock: ``revoked``; never reached it: ``cancelled``. The guest hears of it when they
+    are left without a code they had been given (delivery/outbox.py announce_revocation)."""
     final = CodeState.REVOKED if password_id is not None else CodeState.CANCELLED
     conn.execute(text("""
         UPDATE pipeline.access_codes SET state = :s, revoked_at = :now, updated_at = :now, last_error = NULL,
             tuya_password_id = COALESCE(tuya_password_id, :p), next_attempt_at = NULL
         WHERE code_id = :c
     """), {"s": final, "now": now, "p": password_id, "c": code_id})
+    outbox.announce_revocation(conn, code_id, channels=channels, now=now)
     return final
 
 
@@ -320,6 +337,16 @@ def record_event(conn: Connection, *, code_id: int | None, reservation_id: str, 
         VALUES (:code_id, :reservation_id, :device_id, :action, :outcome, :password_id, :detail, :run_id, :at)
     """), {"code_id": code_id, "reservation_id": reservation_id, "device_id": device_id, "action": action,
            "outcome": outcome, "password_id": password_id, "detail": detail, "run_id": run_id, "at": at})
+
+
+def stay_history(conn: Connection, reservation_code: str, limit: int = 100) -> list[dict]:
+    """The newest ``limit`` entries of a stay's history (PIN actions, Stays changes, deliveries), oldest first."""
+    rows = [dict(row) for row in conn.execute(text("""
+        SELECT e.at, e.action, e.outcome, e.detail, e.device_id AS lock_id, e.run_id
+        FROM pipeline.access_code_events e JOIN pipeline.reservations r USING (reservation_id)
+        WHERE r.code = :code ORDER BY e.at DESC, e.event_id DESC LIMIT :limit
+    """), {"code": reservation_code, "limit": limit}).mappings()]
+    return rows[::-1]
 
 
 @dataclass(frozen=True)

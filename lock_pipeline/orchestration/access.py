@@ -44,6 +44,7 @@ from lock_pipeline.access import store as access_store
 from lock_pipeline.access.audit import audit_lock
 from lock_pipeline.access.executor import AccessExecutor
 from lock_pipeline.access.planning import AccessPolicy, Action, desired_access, plan_actions
+from lock_pipeline.orchestration.admin import StayHistory, log_day_board
 from lock_pipeline.orchestration.cursors import launched_recently, slot
 from lock_pipeline.orchestration.resources import (
     ClockResource,
@@ -99,16 +100,33 @@ def perform_pin_action(context: OpExecutionContext, planned: dict, postgres: Pos
     final_attempt = context.retry_number >= PIN_STEP_RETRIES
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now,
-                                  policy=settings.access_policy(), run_id=context.run.run_id)
+                                  policy=settings.access_policy(), run_id=context.run.run_id,
+                                  channels=settings.get().delivery_channels)
         try:
             outcome = executor.perform(action, final_attempt=final_attempt)
-        except TuyaError as error:
-            context.log.warning(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {error} "
-                                f"(attempt {context.retry_number + 1} of {PIN_STEP_RETRIES + 1})")
+        except Exception as error:
+            attempt = f"attempt {context.retry_number + 1} of {PIN_STEP_RETRIES + 1}"
+            if isinstance(error, TuyaError):
+                context.log.warning(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {error} "
+                                    f"({attempt})")
+            StayHistory(context, postgres, settings).add(
+                action.reservation_code, what=action.kind, lock_id=action.device_id,
+                outcome="failed" if final_attempt else "error", detail=f"{str(error)[:300]} ({attempt})")
+            if final_attempt:  # the run fails: the board shows it now, not at the next sync
+                log_day_board(context, postgres, clock, settings)
             raise
     context.log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} "
                      f"({outcome.detail}){f'; Tuya password id {outcome.password_id}' if outcome.password_id else ''}")
+    StayHistory(context, postgres, settings).add(action.reservation_code, what=action.kind,
+                                                 outcome=str(outcome.result), detail=outcome.detail,
+                                                 lock_id=action.device_id)
     return str(outcome.result)
+
+
+@op(description="Refresh the day board once the run's PIN actions are done (a failed action refreshes it itself).")
+def refresh_day_board(context: OpExecutionContext, results: list[str], postgres: PostgresResource,
+                      clock: ClockResource, settings: SettingsResource) -> None:
+    log_day_board(context, postgres, clock, settings)
 
 
 def build_pin_actions_job(retry_policy: RetryPolicy = PIN_RETRY_POLICY) -> JobDefinition:
@@ -120,7 +138,7 @@ def build_pin_actions_job(retry_policy: RetryPolicy = PIN_RETRY_POLICY) -> JobDe
     @job(name="pin_actions_job", executor_def=in_process_executor, tags={RunTag.KIND: RunKind.PIN},
          description="PIN actions planned by the access sensor; one process however many actions.")
     def pin_actions_job():
-        planned_pin_actions().map(perform_pin_action.with_retry_policy(retry_policy))
+        refresh_day_board(planned_pin_actions().map(perform_pin_action.with_retry_policy(retry_policy)).collect())
 
     return pin_actions_job
 
@@ -150,18 +168,26 @@ def reprocess_stay(context: OpExecutionContext, config: ReprocessConfig, postgre
     context.log.info(f"reprocess {config.reservation_code}: {reset} failed code(s) reset")
     with tuya.client() as client:
         executor = AccessExecutor(postgres.engine, client, pin_vault.vault(), now=clock.now, policy=policy,
-                                  run_id=context.run.run_id)
-        done = run_due_work_for_stay(postgres.engine, executor, reservation_id, clock.now, policy, context.log)
+                                  run_id=context.run.run_id, channels=settings.get().delivery_channels)
+        history = StayHistory(context, postgres, settings)
+        history.add(config.reservation_code, what="reprocess", outcome="requested",
+                    detail=f"{reset} failed code(s) reset")
+        try:
+            done = run_due_work_for_stay(postgres.engine, executor, reservation_id, clock.now, policy, context.log,
+                                         history=history)
+        finally:
+            log_day_board(context, postgres, clock, settings)
     context.log.info(f"reprocess {config.reservation_code}: {done} action(s) done")
 
 
 def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str, now, policy: AccessPolicy, log, *,
-                          keep_going: bool = False) -> int:
+                          keep_going: bool = False, history: StayHistory | None = None) -> int:
     """Do a stay's due PIN work now (reprocess, a webhook), then read the lock's answer for a PIN just
     created or moved, as the sensor's next tick would, so the state is true when the run ends.
 
     ``keep_going``: a Tuya error is logged, not raised (the code is then ``failed`` with its retry
-    schedule, as after any run), so one stay's lock cannot stop a batch of webhooks.
+    schedule, as after any run), so one stay's lock cannot stop a batch of webhooks. ``history``: each
+    action goes into the stay's history (stay_history).
     """
     done = 0
     for confirm_only in (False, True):
@@ -174,6 +200,9 @@ def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str,
             try:
                 outcome = executor.perform(action, final_attempt=True)
             except TuyaError as error:
+                if history is not None:
+                    history.add(action.reservation_code, what=action.kind, outcome="failed", detail=str(error)[:300],
+                                lock_id=action.device_id)
                 if not keep_going:
                     raise
                 log.warning(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {error}; "
@@ -181,6 +210,9 @@ def run_due_work_for_stay(engine, executor: AccessExecutor, reservation_id: str,
                 continue
             done += 1
             log.info(f"{action.kind} {action.reservation_code} on lock {action.device_id}: {outcome.result} ({outcome.detail})")
+            if history is not None:
+                history.add(action.reservation_code, what=action.kind, outcome=str(outcome.result),
+                            detail=outcome.detail, lock_id=action.device_id)
     return done
 
 

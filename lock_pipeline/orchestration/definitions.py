@@ -12,6 +12,8 @@ from lock_pipeline.orchestration.access import (
     record_failed_runs,
     reprocess_stay_job,
 )
+from lock_pipeline.orchestration.admin import DAY_BOARD, day_board, stay_history
+from lock_pipeline.orchestration.delivery import code_delivery_sensor, deliver_codes_job
 from lock_pipeline.orchestration.locks import (
     MAPPING_CHECKS,
     accommodation_lock_mappings,
@@ -22,6 +24,7 @@ from lock_pipeline.orchestration.overrides import listing_settings_job, lock_set
 from lock_pipeline.orchestration.partitions import arrival_month_partitions
 from lock_pipeline.orchestration.resources import (
     ClockResource,
+    DeliveryResource,
     PinVaultResource,
     PostgresResource,
     SettingsResource,
@@ -66,6 +69,8 @@ def default_resources(settings: Settings) -> dict[str, object]:
         "pin_vault": PinVaultResource(key=EnvVar("LOCK_PIPELINE_PIN_KEY")),
         "clock": ClockResource(clock_file=EnvVar(CLOCK_FILE_ENV) if os.environ.get(CLOCK_FILE_ENV) else None),
         "settings": SettingsResource.of(settings),
+        "delivery": DeliveryResource(notify_secret=EnvVar("LOCK_PIPELINE_NOTIFY_SECRET") if settings.notify_secret
+                                     else None),
     }
 
 
@@ -78,7 +83,7 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
     locks_and_access = AssetSelection.groups("locks", "access")
     sync_job = define_asset_job(
         "sync_job",
-        selection=AssetSelection.assets(*NEAR_TERM_ASSETS) | locks_and_access,
+        selection=AssetSelection.assets(*NEAR_TERM_ASSETS, DAY_BOARD) | locks_and_access,
         executor_def=in_process_executor,
         description="What can touch a door soon (Stays -> Postgres), locks -> mapping, the lock audit: "
                     "what the 30-minute schedule runs.",
@@ -86,18 +91,21 @@ def build_definitions(settings: Settings, resources: dict[str, object] | None = 
     )
     full_sync_job = define_asset_job(
         "full_sync_job",
-        selection=AssetSelection.groups(*SYNC_GROUPS) - AssetSelection.assets("stays_near_term_reservations"),
+        selection=(AssetSelection.groups(*SYNC_GROUPS) | AssetSelection.assets(DAY_BOARD))
+        - AssetSelection.assets("stays_near_term_reservations"),
         executor_def=in_process_executor,
         description="Listings and the whole sync window by arrival month (and locks, mapping, audit): what the "
                     "full-sync schedule, `lock-pipeline sync` and a backfill run.",
         tags={RunTag.KIND: RunKind.SYNC},
     )
+    if resources is not None:  # tests and the simulator: the signing secret from the settings they built
+        resources = {"delivery": DeliveryResource(notify_secret=settings.notify_secret), **resources}
     return Definitions(
-        assets=[*stays_assets, tuya_locks, accommodation_lock_mappings, lock_pin_audit],
+        assets=[*stays_assets, tuya_locks, accommodation_lock_mappings, lock_pin_audit, day_board, stay_history],
         asset_checks=[*MAPPING_CHECKS],
         jobs=[sync_job, full_sync_job, mapping_decision_job, build_pin_actions_job(pin_retry_policy), reprocess_stay_job,
-              stays_webhooks_job, listing_settings_job, lock_settings_job],
-        sensors=[pin_actions_sensor, stays_webhooks_sensor, record_failed_runs],
+              stays_webhooks_job, listing_settings_job, lock_settings_job, deliver_codes_job],
+        sensors=[pin_actions_sensor, stays_webhooks_sensor, record_failed_runs, code_delivery_sensor],
         schedules=build_sync_schedules(sync_job, full_sync_job, settings.timezone, settings.full_sync_hours),
         resources=resources if resources is not None else default_resources(settings),
     )

@@ -174,7 +174,7 @@ class SettingsResource(ConfigurableResource):
         if self._settings is None:
             from lock_pipeline.settings import load_settings
 
-            self._settings = load_settings(self.environment)
+            self._settings = load_settings(self.environment, secrets_withheld=True)
         return self._settings
 
     def access_policy(self) -> "AccessPolicy":
@@ -192,3 +192,10 @@ class PinVaultResource(ConfigurableResource):
         from lock_pipeline.access.pins import PinVault
 
         return PinVault(self.key)
+
+
+class DeliveryResource(ConfigurableResource):
+    """The notification signing secret (``LOCK_PIPELINE_NOTIFY_SECRET``, shown by name only); the rest of
+    delivery's settings are ordinary settings (SettingsResource)."""
+
+    notify_secret: str | None = None

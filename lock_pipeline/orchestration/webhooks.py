@@ -27,6 +27,7 @@ from pydantic import Field
 from lock_pipeline.access import store as access_store
 from lock_pipeline.access.executor import AccessExecutor
 from lock_pipeline.orchestration.access import run_due_work_for_stay
+from lock_pipeline.orchestration.admin import StayHistory, log_day_board
 from lock_pipeline.orchestration.cursors import launched_recently, slot
 from lock_pipeline.orchestration.resources import (
     ClockResource,
@@ -61,24 +62,28 @@ def apply_stays_webhooks(context: OpExecutionContext, config: StaysWebhooksConfi
                          default_check_in=config_settings.default_check_in,
                          default_check_out=config_settings.default_check_out, run_id=context.run.run_id,
                          progress=context.log.info)
+        history = StayHistory(context, postgres, settings)
         executor = AccessExecutor(engine, tuya_client, pin_vault.vault(), now=clock.now,
-                                  policy=settings.access_policy(), run_id=context.run.run_id)
+                                  policy=settings.access_policy(), run_id=context.run.run_id,
+                                  channels=config_settings.delivery_channels)
         for webhook_id in config.webhook_ids:
             with engine.connect() as conn, conn.begin():  # the row stays locked while it is applied
                 claimed = webhook_store.claim(conn, [webhook_id])
                 if not claimed:
                     continue  # applied by another run meanwhile
                 [webhook] = claimed
-                state, reason, error, stay_id = _apply(context, sync, webhook)
+                state, reason, error, stay_id = _apply(context, sync, webhook, history)
                 webhook_store.finish(conn, webhook_id, state=state, reason=reason, now=clock.now(),
                                      run_id=context.run.run_id, reservation_id=stay_id, error=error)
             if stay_id is not None and state == WebhookState.APPLIED:
                 done = run_due_work_for_stay(engine, executor, stay_id, clock.now, settings.access_policy(), context.log,
-                                             keep_going=True)
+                                             keep_going=True, history=history)
                 context.log.info(f"webhook {webhook_id}: {reason}; {done} PIN action(s) done now")
+    log_day_board(context, postgres, clock, settings)
 
 
-def _apply(context: OpExecutionContext, sync: StaysSync, webhook) -> tuple[WebhookState, str, str | None, str | None]:
+def _apply(context: OpExecutionContext, sync: StaysSync, webhook,
+           history: StayHistory) -> tuple[WebhookState, str, str | None, str | None]:
     """Apply one webhook; returns (state, what happened, error, the stay's _id)."""
     received = f"{webhook.action} received {webhook.received_at.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S} UTC"
     try:
@@ -97,6 +102,8 @@ def _apply(context: OpExecutionContext, sync: StaysSync, webhook) -> tuple[Webho
                                       device_id=HISTORY_DEVICE, action=EventAction.STAYS_WEBHOOK, outcome=result.change,
                                       run_id=context.run.run_id, at=sync.now(), detail=what)
     context.log.info(f"{result.code or webhook.reservation_ref}: {what}")
+    if result.code and result.change != "unchanged":  # e.g. the echo of a write-back: nothing for the history page
+        history.add(result.code, what=EventAction.STAYS_WEBHOOK, outcome=str(result.change), detail=what)
     return WebhookState.APPLIED, what, None, result.reservation_id
 
 

@@ -37,7 +37,8 @@ RESERVATION_COLUMNS = (
     "content_hash", "source_fingerprint", "first_seen_at", "last_seen_at", "updated_at", "cancelled_at",
     "missing_since",
 )
-_PERSONAL_FIELDS = frozenset({"guestsDetails", "_idclient", "price", "stats"})
+# Also what the operator writes on a reservation: with write-back on, appCustomFields holds the door code.
+_PERSONAL_FIELDS = frozenset({"guestsDetails", "_idclient", "price", "stats", "appCustomFields", "internalNote"})
 
 
 # ---------------------------------------------------------------- row shapes

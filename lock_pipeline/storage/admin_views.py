@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import datetime
+
 from sqlalchemy import Connection, text
 
 
@@ -26,3 +28,10 @@ def lock(conn: Connection, device_id: str) -> dict | None:
     """A lock, its PIN length and where that comes from, and its listing (admin.locks)."""
     row = conn.execute(text("SELECT * FROM admin.locks WHERE lock_id = :d"), {"d": device_id}).mappings().one_or_none()
     return dict(row) if row else None
+
+
+def day_board(conn: Connection, now: datetime) -> list[dict]:
+    """Today's and tomorrow's arrivals and departures as of ``now`` (admin.day_board, on the pipeline's
+    clock: the view's "now" is moved for this transaction only)."""
+    conn.execute(text("SELECT set_config('lock_pipeline.now', :now, true)"), {"now": now.isoformat()})
+    return [dict(row) for row in conn.execute(text("SELECT * FROM admin.day_board")).mappings()]

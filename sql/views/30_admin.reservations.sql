@@ -1,4 +1,5 @@
--- Every guest stay with its PIN's state, masked PIN, access window and backup code, in the listing's local time.
+-- Every guest stay with its PIN's state, masked PIN, access window and backup code in the listing's local
+-- time, and whether the guest's channel got the current code (delivery_state: pipeline.stay_delivery).
 CREATE OR REPLACE VIEW admin.reservations AS
 SELECT r.code                                  AS reservation_code,
        COALESCE(NULLIF(l.internal_name, ''), l.title) AS listing_name,
@@ -26,7 +27,9 @@ SELECT r.code                                  AS reservation_code,
        k.name                                  AS lock_name,
        b.code_masked                           AS backup_code_masked,  -- an offline backup code exists
        (b.effective_from AT TIME ZONE r.time_zone) AS backup_code_from,
-       (b.invalid_at AT TIME ZONE r.time_zone)     AS backup_code_until
+       (b.invalid_at AT TIME ZONE r.time_zone)     AS backup_code_until,
+       d.delivery_state,
+       d.delivered_at
 FROM pipeline.reservations r
 JOIN pipeline.listings l USING (listing_id)
 LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id
@@ -35,4 +38,5 @@ LEFT JOIN LATERAL (SELECT code_masked, effective_from, invalid_at FROM pipeline.
                    WHERE reservation_id = r.reservation_id AND state = 'issued'
                    ORDER BY backup_id DESC LIMIT 1) b ON true
 LEFT JOIN pipeline.locks k ON k.device_id = COALESCE(c.device_id, CASE WHEN m.status = 'confirmed' THEN m.device_id END)
+LEFT JOIN pipeline.stay_delivery d ON d.reservation_id = r.reservation_id
 WHERE r.kind = 'guest';

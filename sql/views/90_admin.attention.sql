@@ -80,6 +80,10 @@ SELECT * FROM (
     JOIN pipeline.reservations r USING (reservation_id) JOIN pipeline.listings l USING (listing_id)
     WHERE b.state = 'issued' AND b.invalid_at > pipeline.clock_now() AND b.cleared_at IS NULL
       AND r.status = 'confirmed'
+      AND NOT EXISTS (SELECT 1 FROM pipeline.delivery_outbox o  -- a channel already gave it to the guest
+                      WHERE o.reservation_id = b.reservation_id AND o.device_id = b.device_id
+                        AND o.event_type = 'code.backup_issued' AND o.state = 'delivered'
+                        AND o.valid_from = b.effective_from)
     UNION ALL
     SELECT 'backup_code_outstanding', l.short_code, r.code, b.invalid_at,
            'an offline backup code still opens lock ' || b.device_id || ' until '
@@ -145,6 +149,45 @@ SELECT * FROM (
                         WHERE started_at > heard.last_at AND status IN ('success', 'partial')) since
     WHERE heard.last_at < pipeline.clock_now() - (SELECT pipeline.setting('attention.webhooks_silent_after')::interval)
       AND since.changes > 0
+    UNION ALL
+    SELECT 'delivery_failed', NULL, NULL, ch.stopped_at,
+           'Stays refused to write door codes to reservations (' || left(COALESCE(ch.stopped_reason, ''), 300)
+           || '): give the API client write access in Stays > App Center > API, or set '
+           || 'LOCK_PIPELINE_STAYS_WRITE_BACK=off. Write-back is tried again every hour and nothing is lost meanwhile; '
+           || 'until then guests need their code another way (lock-pipeline pin show CODE)'
+    FROM pipeline.delivery_channels ch
+    WHERE ch.stopped_at IS NOT NULL
+      AND ch.channel = ANY(string_to_array(pipeline.setting('delivery.channels'), ','))
+    UNION ALL
+    SELECT 'delivery_failed', NULL, array_to_string((array_agg(r.code ORDER BY r.check_in_at))[1:20], ','),
+           min(r.check_in_at),
+           w.channel || ': ' || count(*) || ' stay(s) whose latest code event was not delivered ('
+           || left(COALESCE(max(w.last_error), ''), 200) || '); '
+           || CASE WHEN bool_or(w.state = 'dead')
+                   THEN 'gave up after 24 h on some: give those guests their code another way (lock-pipeline pin show CODE)'
+                   ELSE 'retrying with back-off: check the receiver' END
+    FROM pipeline.delivery_outbox w
+    JOIN pipeline.reservations r USING (reservation_id)
+    WHERE w.state IN ('failed', 'dead') AND r.check_out_at > pipeline.clock_now()
+      AND w.channel = ANY(string_to_array(pipeline.setting('delivery.channels'), ','))
+      AND NOT EXISTS (SELECT 1 FROM pipeline.delivery_outbox n
+                      WHERE n.reservation_id = w.reservation_id AND n.channel = w.channel
+                        AND n.outbox_id > w.outbox_id AND n.state <> 'skipped')
+    GROUP BY w.channel
+    UNION ALL
+    SELECT 'code_not_delivered_arrival_soon', l.short_code, r.code, r.check_in_at,
+           'the guest arrives within ' || pipeline.setting('attention.code_not_delivered_within')
+           || ' and their code is on the lock, but no channel has delivered it (' || d.delivery_state
+           || '): give it to them yourself (lock-pipeline pin show ' || r.code || ')'
+    FROM pipeline.reservations r
+    JOIN pipeline.listings l USING (listing_id)
+    JOIN pipeline.current_access_codes c ON c.reservation_id = r.reservation_id
+    JOIN pipeline.stay_delivery d ON d.reservation_id = r.reservation_id
+    WHERE r.kind = 'guest' AND r.status = 'confirmed' AND c.state = 'active'
+      AND c.active_at < pipeline.clock_now() - (SELECT pipeline.setting('attention.code_not_delivered_grace')::interval)
+      AND r.check_in_at < pipeline.clock_now() + (SELECT pipeline.setting('attention.code_not_delivered_within')::interval)
+      AND r.check_out_at > pipeline.clock_now()
+      AND d.delivery_state IN ('pending', 'failed')
     UNION ALL
     SELECT 'sync_stale', NULL, NULL, s.last_success_at,
            'no Stays sync has succeeded for over ' || pipeline.setting('attention.sync_stale_after')
