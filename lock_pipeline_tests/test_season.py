@@ -13,7 +13,7 @@ from datetime import timedelta
 from season.bookings import check_in_at, window_of
 from season.config import SeasonConfig
 from season.faults import FAULT_KINDS
-from season.measure import LOCK
+from season.measure import LOCK, UNDELIVERED
 from season.plan import build_plan
 from season.report import format_report
 from season.run import simulate
@@ -39,6 +39,8 @@ def test_a_short_season_with_every_fault_kind_meets_the_targets(database_url, tm
     # The last mile: what Stays announced came by webhook, a date change kept the guest's digits, and a
     # guest whose lock was offline from before the PIN was due opened the door with the offline code.
     assert result.webhooks_delivered >= 5 and result.webhook_runs >= 1, report
+    # Guests know only what the write-back put in their Stays reservation: no lockout was for want of it.
+    assert result.delivery_runs >= 5 and result.lockout_minutes_by_cause[UNDELIVERED] == 0, report
     assert result.date_changes_same_lock >= 1 and result.date_changes_kept_digits == result.date_changes_same_lock, report
     assert result.backup_codes_used and result.offline_code_stranger_minutes == (0, 0), report
 

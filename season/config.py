@@ -27,9 +27,13 @@ DEFAULT_CHECK_IN, DEFAULT_CHECK_OUT = DEFAULTS.default_check_in, DEFAULTS.defaul
 RELAUNCH_AFTER_KILL = CURSOR_MEMORY
 
 
-def season_settings(workdir: Path) -> Settings:
-    """The settings the season's pipeline runs with: the defaults above, in the season's own home."""
-    return load_settings({"LOCK_PIPELINE_HOME": str(Path(workdir) / "home"), "LOCK_PIPELINE_TIMEZONE": TIMEZONE})
+def season_settings(workdir: Path, *, write_back: bool = True) -> Settings:
+    """The settings the season's pipeline runs with: the defaults above, in the season's own home, and
+    the code written back to the guest's Stays reservation (what the guest reads, see measure.py)."""
+    env = {"LOCK_PIPELINE_HOME": str(Path(workdir) / "home"), "LOCK_PIPELINE_TIMEZONE": TIMEZONE}
+    if write_back:
+        env["LOCK_PIPELINE_STAYS_WRITE_BACK"] = "pin"
+    return load_settings(env)
 
 
 @dataclass(frozen=True)
@@ -50,6 +54,8 @@ class SeasonConfig:
     fast_step_retries: bool = True      # shorten only the wall-clock wait between step retries
     max_ticks_per_step: int = 8
     webhooks: bool = True               # Stays sends webhooks to the real receiver (the fast path); the syncs stay
+    write_back: bool = True             # the code reaches the guest through the Stays reservation; the guest
+                                        # knows only what is there (False: every guest knows every code)
     progress: bool = False
 
     @property

@@ -12,6 +12,7 @@ last change, where it read Stays (and that record), could reach the lock and was
 
 from __future__ import annotations
 
+import re
 from collections import Counter, defaultdict
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -19,6 +20,7 @@ from typing import TYPE_CHECKING
 from sqlalchemy import text
 
 from lock_pipeline.access.pins import LABEL_PREFIX
+from lock_pipeline.settings import DEFAULTS
 from season.config import RELAUNCH_AFTER_KILL
 from season.result import Incident, SeasonResult
 from season.truth import Truth, TruthStay
@@ -58,7 +60,7 @@ class Measurement:
                 self.corrupt_steps[stay.booking.rid].append(now)
         opening = self._sample_pins(now)
         self._sample_strangers(now, opening)
-        self._sample_lockouts(now, opening)
+        self._sample_lockouts(now, opening, self._codes_guests_know())
         self._sample_attention(now)
         self._sample_offline_code_strangers(now)
 
@@ -92,33 +94,77 @@ class Measurement:
             why = self._unavoidable(stay, self.lock_index[device], now, for_delete=True) if stay else None
             self._count(incident, why, "pipeline could have revoked it")
 
-    def _sample_lockouts(self, now: datetime, opening: dict[tuple[str, str], int]) -> None:
-        """A confirmed guest inside its access window without a PIN that opens its door."""
+    def _codes_guests_know(self) -> dict[str, set[str]] | None:
+        """What each guest has been told: the digits in the door-code field of their Stays reservation
+        (the channel the season delivers through). None: the season does not model delivery, and
+        every guest knows every code the pipeline made for them."""
+        if not self.config.write_back:
+            return None
+        stays = self.world.stays
+        fields = {f["_idfield"] for f in stays.custom_fields() if f.get("internalName") == DEFAULTS.stays_pin_field}
+        known: dict[str, set[str]] = {}
+        for raw in stays.reservations():
+            for value in raw.get("appCustomFields") or ():
+                if isinstance(value, dict) and value.get("_idfield") in fields:
+                    known[raw.get("id")] = set(re.findall(r"\d{4,}", str(value.get("val") or "")))
+        return known
+
+    def _sample_lockouts(self, now: datetime, opening: dict[tuple[str, str], int],
+                         known: dict[str, set[str]] | None) -> None:
+        """A confirmed guest inside its access window who cannot open its door with what it was told
+        (with delivery unmodelled: without any PIN or backup code of its stay that opens)."""
+        tuya = self.world.tuya
         for stay in self.truth.stays.values():
             if stay.status != "confirmed" or stay.booking.kind != "guest":
                 continue
             start, end = stay.window
             if not (start <= now < end) or now < stay.created_at:
                 continue
-            device = self.lock_ids[stay.listing]
-            if opening.get((device, stay.booking.code)):
-                continue
-            if self._backup_code_opens(device, stay.booking.code, now):
-                continue
-            incident = self.result.lockouts.get(stay.booking.code)
+            device, code = self.lock_ids[stay.listing], stay.booking.code
+            told = None if known is None else known.get(code, set())
+            if told is None:
+                if opening.get((device, code)) or self._backup_code_opens(device, code, now):
+                    continue
+            else:
+                offline = {o.digits for o in tuya.offline_codes(device)}  # typed below, where first use counts
+                if any(tuya.would_open(device, digits, now) for digits in told - offline) \
+                        or self._backup_code_opens(device, code, now, told):
+                    continue
+            incident = self.result.lockouts.get(code)
             if incident is None:
-                incident = self.result.lockouts[stay.booking.code] = Incident(stay.booking.code, device, now,
-                                                                                check_in_at=stay.check_in_at,
-                                                                                booked_at=stay.created_at)
+                incident = self.result.lockouts[code] = Incident(code, device, now, check_in_at=stay.check_in_at,
+                                                                 booked_at=stay.created_at)
+            if told is not None and (opening.get((device, code)) or self._backup_code_opens(device, code, now, probe=True)):
+                # A code of the stay opens the door; the guest was never given it.
+                self._count(incident, self._undelivered_why(stay), "the code was made but not given to the guest",
+                            cause=UNDELIVERED)
+                continue
             why = self._unavoidable(stay, stay.listing, now, for_delete=False)
             self._count(incident, why, "the pipeline could see the stay and reach the lock")
 
-    def _backup_code_opens(self, device: str, code: str, now: datetime) -> bool:
+    def _undelivered_why(self, stay: TruthStay) -> str | None:
+        """Why the guest could not have been given the code, or None: a step since the stay's last change
+        had Stays serving and the daemon running, so the write-back could have reached the reservation."""
+        for at, saw, daemon, _offline, _full in reversed(self.history):
+            if at < stay.changed_at:
+                break
+            if saw and daemon:
+                return None
+        return f"{BLIND} or the daemon stopped, so the code could not be written to it"
+
+    def _backup_code_opens(self, device: str, code: str, now: datetime, told: set[str] | None = None, *,
+                           probe: bool = False) -> bool:
         """The guest, without a PIN that opens, types the stay's offline backup code (the lock records
-        its first use, which keeps it working past its first 24 hours)."""
+        its first use, which keeps it working past its first 24 hours). ``told``: only a code the guest
+        was given; ``probe``: whether one would open, without typing it."""
         for offline in self.world.tuya.offline_codes(device):
-            if offline.kind == "multiple" and labelled_backup(offline.name) == code \
-                    and self.world.tuya.enter_code(device, offline.digits, now):
+            if offline.kind != "multiple" or labelled_backup(offline.name) != code:
+                continue
+            if probe:
+                if self.world.tuya.would_open(device, offline.digits, now):
+                    return True
+                continue
+            if (told is None or offline.digits in told) and self.world.tuya.enter_code(device, offline.digits, now):
                 self.result.backup_codes_used.add(code)
                 return True
         return False
@@ -144,14 +190,14 @@ class Measurement:
                     incident.avoidable_minutes += self.config.step_minutes  # nobody was told before it could open
                 incident.reason = "an offline code of a stay cancelled or moved still opens the lock"
 
-    def _count(self, incident: Incident, unavoidable_because: str | None, avoidable_because: str) -> None:
+    def _count(self, incident: Incident, unavoidable_because: str | None, avoidable_because: str, *,
+               cause: str | None = None) -> None:
         step_minutes = self.config.step_minutes
         incident.minutes += step_minutes
         if unavoidable_because is None:
             incident.avoidable_minutes += step_minutes
-            incident.minutes_by_cause[PIPELINE] += step_minutes
-        else:
-            incident.minutes_by_cause[cause_of(unavoidable_because)] += step_minutes
+        incident.minutes_by_cause[cause or (PIPELINE if unavoidable_because is None
+                                            else cause_of(unavoidable_because))] += step_minutes
         incident.reason = unavoidable_because or avoidable_because
 
     def _unavoidable(self, stay: TruthStay, lock: int, now: datetime, *, for_delete: bool) -> str | None:

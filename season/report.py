@@ -111,7 +111,8 @@ def _attention_table(results: list[SeasonResult]) -> list[str]:
 
 def _run_in_words(result: SeasonResult) -> list[str]:
     summary = (f"Run {result.seed}: {result.days} days, {result.listings} listings, {result.step_minutes}-minute "
-               f"steps; {result.syncs} syncs ({result.syncs_failed} failed runs), {result.runs} PIN runs, "
+               f"steps; {result.syncs} syncs ({result.syncs_failed} failed runs), {result.runs} runs from the sensors "
+               f"({result.webhook_runs} of them webhook runs, {result.delivery_runs} delivery runs), "
                f"{result.spent_keys_skipped} requests skipped for a spent run key, {result.quarantined} records "
                f"quarantined, {result.pin_codes_in_db} codes in the database; "
                f"{result.wall_seconds / 60:.1f} min wall clock.")

@@ -65,6 +65,7 @@ class SeasonResult:
     webhook_runs: int = 0
     webhooks_sent: int = 0
     webhooks_delivered: int = 0
+    delivery_runs: int = 0
     webhooks_dropped: int = 0                                # by the fault, never sent
     backup_codes_issued: int = 0
     backup_codes_used: set = field(default_factory=set)     # stays whose guest opened the door with one

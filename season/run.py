@@ -45,7 +45,7 @@ class Season:
         postgres = PostgresFault(self.database_url, config.postgres_fault)
         with ExitStack() as stack:
             driver = PipelineDriver(self.database_url, self.plan.seed, self.workdir, config.begin,
-                                    settings=season_settings(self.workdir),
+                                    settings=season_settings(self.workdir, write_back=config.write_back),
                                     stays_timeout=config.stays_timeout, tuya_timeout=config.tuya_timeout,
                                     quiet=True, keep_runs=False,
                                     step_retry_delay=0.02 if config.fast_step_retries else None,
@@ -113,6 +113,12 @@ class Season:
         for _ in range(self.config.max_ticks_per_step):
             if not self.driver.tick():
                 break
+        if self.config.write_back:  # the delivery sensor (every 15 s): a stay's later events wait behind earlier ones
+            for _ in range(self.config.max_ticks_per_step):
+                delivered = self.driver.deliver()
+                self.result.delivery_runs += len(delivered)
+                if not delivered:
+                    break
         return read and not self.world.empty_feed
 
     def _finish(self, ends: list[tuple[datetime, Undo]]) -> None:
