@@ -187,7 +187,8 @@ def main() -> None:
         report(engine, ui_port, watcher, booked, cancelled)
     finally:
         watcher.stop.set()
-        os.killpg(up.pid, signal.SIGINT)
+        if up.poll() is None:
+            os.killpg(up.pid, signal.SIGINT)
         try:
             up.wait(90)
         except subprocess.TimeoutExpired:
@@ -290,7 +291,12 @@ def report(engine, ui_port: int, watcher: LockWatcher, booked: dict[str, float],
           "webhooks arriving within one sensor interval share a run)")
 
 
+def _exit_on_sigterm(signum, _frame) -> None:
+    raise SystemExit(f"stopped by signal {signum}")  # so the finally block stops `lock-pipeline up` (a timeout, a kill)
+
+
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, _exit_on_sigterm)
     started_at = datetime.now(timezone.utc)
     main()
     print(f"\n(wall clock {(datetime.now(timezone.utc) - started_at).total_seconds() / 60:.1f} min)")
