@@ -28,6 +28,8 @@ BENCHMARKS: dict[str, tuple[str, list[str], list[str]]] = {
     "sensor": ("bench_sensor.py", [], ["--scale", "0.1", "--runs", "3"]),
     "burst": ("bench_burst.py", [], ["--locks", "60"]),
     "steady_state": ("bench_steady_state.py", [], ["--scale", "0.5"]),
+    "webhook_latency": ("bench_webhook_latency.py", [], ["--stays", "5", "--every", "3"]),
+    "sync_cost": ("bench_sync_cost.py", [], ["--scale", "0.05"]),
 }
 
 
