@@ -614,8 +614,9 @@ def _settings(args: argparse.Namespace) -> int:
         print("| setting | default | unit | meaning |")
         print("| --- | --- | --- | --- |")
         for spec in setting_specs():
+            scope = "lock" if spec.override and spec.override.startswith("lock-pipeline lock ") else "listing"
             print(f"| `{spec.env}` | {spec.default_text} | {spec.unit} | {spec.help}"
-                  f"{f' (per listing or lock: `{spec.override}`)' if spec.override else ''} |")
+                  f"{f' (per {scope}: `{spec.override}`)' if spec.override else ''} |")
         return 0
     for spec in setting_specs():
         value = shown.get(spec.env)

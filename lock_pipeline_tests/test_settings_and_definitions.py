@@ -101,3 +101,16 @@ def test_the_schedule_asks_for_one_run_over_the_whole_window():
     [request] = schedule.evaluate_tick(context).run_requests
     # 30 days back from 23 Nov 2026 and 365 ahead, as whole arrival months: one run, not fourteen.
     assert (request.partition_key_range.start, request.partition_key_range.end) == ("2026-10-01", "2027-11-01")
+
+
+def test_the_readme_settings_table_is_what_the_settings_command_prints(capsys):
+    """Each setting is declared once (settings.py); the README's table is generated from it, and this keeps
+    the copy honest: a new or changed setting fails here until the README is regenerated."""
+    from pathlib import Path
+
+    assert main(["settings", "--markdown"]) == 0
+    generated = capsys.readouterr().out.strip().splitlines()
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8").splitlines()
+    start = readme.index(generated[0])
+    assert readme[start:start + len(generated)] == generated, (
+        "README.md's settings table differs from `lock-pipeline settings --markdown`: regenerate it")
