@@ -71,3 +71,22 @@ def engine(database_url):
     from lock_pipeline.storage.database import engine_for
 
     return engine_for(database_url)
+
+
+@pytest.fixture
+def made(database_url, tmp_path):
+    """Harnesses on this test's database, closed at its end: ``made(world, start, **settings_env)``."""
+    from lock_pipeline_tests.harness import Harness
+    from lock_pipeline_tests.helpers import make_settings
+
+    harnesses = []
+
+    def make(world, start, **env: str):
+        h = Harness(database_url, world, tmp_path / f"h{len(harnesses)}", start,
+                    settings=make_settings(**env) if env else None)
+        harnesses.append(h)
+        return h
+
+    yield make
+    for h in harnesses:
+        h.close()

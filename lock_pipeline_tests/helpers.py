@@ -33,6 +33,15 @@ def tuya_resource(sandbox, **overrides) -> TuyaResource:
                         ca_bundle=sandbox.ca_cert_path, **options)
 
 
+def make_tuya_client(sandbox, **overrides):
+    """A real TuyaClient on the sandbox cloud, with short waits (a test's loopback answers at once)."""
+    from lock_pipeline.tuya.client import TuyaClient
+
+    options = dict(timeout=2.0, max_attempts=3, backoff_seconds=0.01, verify=sandbox.ca_cert_path)
+    options.update(overrides)
+    return TuyaClient(sandbox.base_url, sandbox.access_id, sandbox.access_secret, **options)
+
+
 def make_settings(**env: str):
     base = {"LOCK_PIPELINE_HOME": "/tmp/lock-pipeline-tests-unused"}
     base.update(env)

@@ -17,20 +17,6 @@ from lock_pipeline_tests.test_bad_input import answer
 D0 = date(2026, 11, 24)  # Tuesday; São Paulo is UTC-3, so local whole hours are UTC whole hours
 
 
-@pytest.fixture
-def made(database_url, tmp_path):
-    harnesses = []
-
-    def make(world: World, start) -> Harness:
-        h = Harness(database_url, world, tmp_path / f"h{len(harnesses)}", start)
-        harnesses.append(h)
-        return h
-
-    yield make
-    for h in harnesses:
-        h.close()
-
-
 def issues(h: Harness) -> dict[str, list[dict]]:
     found: dict[str, list[dict]] = {}
     for row in h.attention():

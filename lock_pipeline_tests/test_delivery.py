@@ -16,7 +16,6 @@ from standardwebhooks import Webhook
 
 from lock_pipeline.sandbox.notifications import NotificationReceiver
 from lock_pipeline_tests.harness import Harness, World, local
-from lock_pipeline_tests.helpers import make_settings
 
 D0 = date(2026, 11, 24)  # Tuesday
 SECRET = "whsec_" + base64.b64encode(b"lock-pipeline-test-secret-32byte").decode()
@@ -31,18 +30,13 @@ def receiver():
 
 
 @pytest.fixture
-def made(database_url, tmp_path):
-    harnesses = []
-
+def made(made):
     def make(world: World, start, **env: str) -> Harness:
-        h = Harness(database_url, world, tmp_path / f"h{len(harnesses)}", start, settings=make_settings(**env))
+        h = made(world, start, **env)
         h.use_step_retry_delay(0.01)  # the same 3 step retries, without waiting out 2 s, 4 s, 8 s
-        harnesses.append(h)
         return h
 
-    yield make
-    for h in harnesses:
-        h.close()
+    return make
 
 
 def notify_env(receiver: NotificationReceiver, **more: str) -> dict[str, str]:

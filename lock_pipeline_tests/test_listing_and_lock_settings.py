@@ -29,20 +29,6 @@ README = Path(__file__).resolve().parents[1] / "README.md"
 
 
 @pytest.fixture
-def made(database_url, tmp_path):
-    harnesses = []
-
-    def make(world: World, start) -> Harness:
-        h = Harness(database_url, world, tmp_path / f"h{len(harnesses)}", start)
-        harnesses.append(h)
-        return h
-
-    yield make
-    for h in harnesses:
-        h.close()
-
-
-@pytest.fixture
 def cli_env(monkeypatch):
     """The command line pointed at a harness's database and clock."""
 

@@ -5,26 +5,11 @@ from __future__ import annotations
 
 from datetime import date, timedelta
 
-import pytest
 from sqlalchemy import text
 
 from lock_pipeline_tests.harness import Harness, World, local
 
 D0 = date(2026, 11, 24)  # Tuesday
-
-
-@pytest.fixture
-def made(database_url, tmp_path):
-    harnesses = []
-
-    def make(world: World, start) -> Harness:
-        h = Harness(database_url, world, tmp_path / f"h{len(harnesses)}", start)
-        harnesses.append(h)
-        return h
-
-    yield make
-    for h in harnesses:
-        h.close()
 
 
 def codes(h: Harness, stay: str) -> list:

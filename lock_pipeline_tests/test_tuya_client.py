@@ -14,6 +14,7 @@ from lock_pipeline.sandbox.seed import SeedLock
 from lock_pipeline.sandbox.tuya_cloud import TuyaSandbox
 from lock_pipeline.tuya import client as client_module
 from lock_pipeline.tuya.client import TempPassword, TuyaClient, TuyaCode, TuyaDevice, TuyaError
+from lock_pipeline_tests.helpers import make_tuya_client as make_client
 
 pytestmark = pytest.mark.integration  # sandbox servers on loopback
 
@@ -35,12 +36,6 @@ def clock() -> ManualClock:
 def sandbox(clock: ManualClock):
     with TuyaSandbox([FRONT, BACK, ZIGBEE], clock=clock, max_pins_per_lock=4) as server:
         yield server
-
-
-def make_client(sandbox: TuyaSandbox, **overrides) -> TuyaClient:
-    options = dict(timeout=2.0, max_attempts=3, backoff_seconds=0.01, verify=sandbox.ca_cert_path)
-    options.update(overrides)
-    return TuyaClient(sandbox.base_url, sandbox.access_id, sandbox.access_secret, **options)
 
 
 @pytest.fixture

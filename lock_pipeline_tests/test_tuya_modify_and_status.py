@@ -23,6 +23,7 @@ from lock_pipeline.tuya import (
     pin_length_from_error,
 )
 from lock_pipeline.tuya.ticket_crypto import decrypt_ticket_key, encrypt_pin
+from lock_pipeline_tests.helpers import make_tuya_client as make_client
 
 pytestmark = pytest.mark.integration  # sandbox servers on loopback
 
@@ -49,12 +50,6 @@ def clock() -> ManualClock:
 def sandbox(clock: ManualClock):
     with TuyaSandbox(LOCKS, clock=clock, max_pins_per_lock=4) as server:
         yield server
-
-
-def make_client(sandbox: TuyaSandbox, **overrides) -> TuyaClient:
-    options = dict(timeout=2.0, max_attempts=3, backoff_seconds=0.01, verify=sandbox.ca_cert_path)
-    options.update(overrides)
-    return TuyaClient(sandbox.base_url, sandbox.access_id, sandbox.access_secret, **options)
 
 
 @pytest.fixture

@@ -13,6 +13,7 @@ from lock_pipeline.clock import ManualClock
 from lock_pipeline.sandbox.seed import SeedLock
 from lock_pipeline.sandbox.tuya_cloud import OFFLINE_CODE_DIGITS, TuyaSandbox, _ok
 from lock_pipeline.tuya import OfflinePassword, TuyaClient, TuyaCode, TuyaError
+from lock_pipeline_tests.helpers import make_tuya_client as make_client
 
 pytestmark = pytest.mark.integration  # sandbox servers on loopback
 
@@ -39,12 +40,6 @@ def clock() -> ManualClock:
 def sandbox(clock: ManualClock):
     with TuyaSandbox(LOCKS, clock=clock, max_offline_codes_per_lock=3) as server:
         yield server
-
-
-def make_client(sandbox: TuyaSandbox, **overrides) -> TuyaClient:
-    options = dict(timeout=2.0, max_attempts=3, backoff_seconds=0.01, verify=sandbox.ca_cert_path)
-    options.update(overrides)
-    return TuyaClient(sandbox.base_url, sandbox.access_id, sandbox.access_secret, **options)
 
 
 @pytest.fixture
