@@ -400,15 +400,33 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 def _service_env(_args: argparse.Namespace) -> int:
     """What the webserver, the daemon, the code server and the webhook receiver must all share."""
-    from lock_pipeline.runtime import pin_key, service_environment
+    from lock_pipeline.runtime import pin_key, service_environment, webhook_token
 
     settings = load_settings()
+    # Refuse a file the services could not start with (each would stop at start naming the same variable),
+    # so the gap shows here, where the values are at hand, not in four services' logs.
+    problems = []
+    if settings.stays is None:
+        problems.append("STAYS_BASE_URL, STAYS_CLIENT_ID and STAYS_CLIENT_SECRET are not set: the services call the "
+                        "Stays API with them (Stays > App Center > API)")
+    if settings.tuya is None:
+        problems.append("TUYA_ACCESS_ID, TUYA_ACCESS_SECRET and TUYA_REGION (or TUYA_BASE_URL) are not set: the "
+                        "services call the Tuya cloud with them")
+    secret = {}
+    for name, read in (("key", pin_key), ("token", webhook_token)):
+        try:
+            secret[name] = read(settings)
+        except SettingsError as error:
+            problems += error.problems
+    if problems:
+        raise SettingsError(problems)
     if settings.uses_embedded_database:
         print("# LOCK_PIPELINE_DATABASE_URL is not set: these lines point at the embedded Postgres of "
               f"{settings.home}, which must be running; for production set it to your server's URL")
     url = settings.database_url or _embedded_url(settings)
     print("# lock_pipeline services' environment (`lock-pipeline service-env`): keep this file private (chmod 600)")
-    for key, value in service_environment(settings, url, pin_key(settings)).items():
+    for key, value in service_environment(settings, url, secret["key"], os.environ,
+                                          webhook_token=secret["token"]).items():
         print(f"{key}={value}")
     return 0
 
