@@ -450,13 +450,28 @@ def _status(_args: argparse.Namespace) -> int:
     from lock_pipeline.clock import clock_from_environment
     from lock_pipeline.orchestration.commands import deployment_health
     from lock_pipeline.status import build_status
-    from lock_pipeline.storage import admin_views
+    from sqlalchemy.exc import DBAPIError
 
-    with _database() as (settings, engine), engine.connect() as conn:
-        sync = admin_views.reconciliation_status(conn)
-        attention = admin_views.attention(conn)
+    from lock_pipeline.storage import admin_views
+    from lock_pipeline.storage.database import redacted
+    from lock_pipeline.storage.migrations import SchemaError
+
+    settings = load_settings()
+    sync, attention, database_problem = None, [], None
+    try:  # a health check reports a database that is down or behind, with the rest, instead of a traceback
+        with _database() as (settings, engine), engine.connect() as conn:
+            sync = admin_views.reconciliation_status(conn)
+            attention = admin_views.attention(conn)
+    except DBAPIError as error:
+        where = f" at {redacted(settings.database_url)}" if settings.database_url else ""
+        said = str(getattr(error, "orig", None) or error).strip().splitlines()
+        database_problem = (f"the pipeline database{where} does not answer ({said[0] if said else type(error).__name__}): "
+                            "start it, or fix LOCK_PIPELINE_DATABASE_URL")
+    except SchemaError as error:
+        database_problem = str(error)
     health = deployment_health(settings.ui_host, settings.ui_port)
-    report = build_status(sync, attention, health, clock_from_environment().now(), settings.timezone)
+    report = build_status(sync, attention, health, clock_from_environment().now(), settings.timezone,
+                          database_problem=database_problem)
     print(report.text())
     return report.exit_code
 
