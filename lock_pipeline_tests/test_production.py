@@ -439,19 +439,25 @@ def test_the_wheel_runs_as_the_production_services(tmp_path, empty_database):
         # The guest arriving today: the daemon's access sensor launches the PIN run, the PIN is on the lock.
         def pin_run() -> dict | None:
             runs = graphql(ports["ui"], RUNS_QUERY, job="pin_actions_job")["runsOrError"]["results"]
-            done = [r for r in runs if r["status"] == "SUCCESS" and tags_of(r).get("lock_pipeline/stay") == "PRF01"]
+            done = [r for r in runs if r["status"] == "SUCCESS" and tags_of(r).get("lock_pipeline/stay") == "PRF01"
+                    and tags_of(r).get("lock_pipeline/action") == "generate"]
             for r in runs:
                 run_status(ports["ui"], r["runId"])  # a failed PIN run fails the test with its errors
             return done[0] if done else None
 
         pin_run_ = wait_for("a PIN run for PRF01 launched by the sensor", pin_run, services, timeout=RUN_TIMEOUT, pause=2)
         assert tags_of(pin_run_)["dagster/sensor_name"] == "pin_actions_sensor"
+        assert tags_of(pin_run_)["lock_pipeline/lock"] == lock_1
         pins = wait_for("the PIN on the sandbox lock", lambda: tuya.pins(lock_1), services)
         with engine.connect() as conn:
             code = conn.execute(text("""
-                SELECT c.state, c.pin_masked, c.last_run_id, c.valid_from, c.valid_until FROM pipeline.access_codes c
+                SELECT c.state, c.pin_masked, c.valid_from, c.valid_until FROM pipeline.access_codes c
                 JOIN pipeline.reservations r USING (reservation_id) WHERE r.code = 'PRF01'""")).one()
+            created_by = conn.execute(text("""
+                SELECT e.run_id FROM pipeline.access_code_events e JOIN pipeline.reservations r USING (reservation_id)
+                WHERE r.code = 'PRF01' AND e.action = 'generate'""")).scalars().all()
         assert code.state in ("pending_on_lock", "active")
+        assert created_by == [pin_run_["runId"]]  # the audit trail names the sensor's run
         assert [(int(p.effective.timestamp()), int(p.invalid.timestamp())) for p in pins] == \
             [(int(code.valid_from.timestamp()), int(code.valid_until.timestamp()))]
         assert code.pin_masked.endswith(pins[0].digits[-2:])
