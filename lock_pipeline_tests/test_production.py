@@ -356,6 +356,8 @@ def test_the_wheel_runs_as_the_production_services(tmp_path, empty_database):
                     "print(lock_pipeline.__file__); print(f.sql_dir()); print(f.template_path('workspace.grpc.yaml'))"],
                    env=base_env, cwd=elsewhere).stdout.split()
     assert all(Path(p).resolve().is_relative_to(venv.resolve()) for p in imported), imported
+    # The wheel's declared requirements (names and bounds) are met by what it runs with.
+    run([str(venv_bin / "python"), "-m", "pip", "check"], env=base_env, cwd=elsewhere)
 
     today = datetime.now(ZONE).date()
     seed, [(listing_1, lock_1), (listing_2, lock_2)] = small_account(today)
