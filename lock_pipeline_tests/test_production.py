@@ -19,7 +19,7 @@ no Kubernetes in this workplace):
 5. `lock-pipeline sync` launches the full sync through the webserver; it succeeds; the daemon's
    sensor launches the PIN run and the PIN is on the sandbox lock; a booking made in Stays reaches the
    receiver as a webhook and is applied by its sensor's run; `lock-pipeline status` ends all well,
-   naming that sync.
+   naming that sync; deploy/docker-compose.yml's health checks pass against these processes.
 
 Every wait is bounded and polls; nothing asserts a duration. Every process is stopped by its process
 group (SIGTERM, then SIGKILL) whatever happens.
@@ -167,6 +167,20 @@ def unit_command(role: str, env: dict[str, str], venv_bin: Path) -> list[str]:
             for word in shlex.split(unit_service(role)["ExecStart"])]
     assert argv[0].startswith(UNIT_VENV_BIN), argv
     return [str(venv_bin / argv[0][len(UNIT_VENV_BIN):]), *argv[1:]]
+
+
+def compose_health_checks(ports: dict[str, int], venv_bin: Path) -> dict[str, list[str]]:
+    """The compose file's health checks of the lock_pipeline services, for processes on other ports."""
+    import yaml
+
+    compose = yaml.safe_load((ROOT / "deploy" / "docker-compose.yml").read_text(encoding="utf-8"))
+    checks = {}
+    for role in ("code", "daemon", "webserver"):
+        test = compose["services"][role]["healthcheck"]["test"]
+        assert test[0] == "CMD", test
+        argv = [re.sub(r"\b(4000|3000)\b", lambda m: str(ports[m.group(1)]), word) for word in test[1:]]
+        checks[role] = [str(venv_bin / argv[0]), *argv[1:]]
+    return checks
 
 
 class Services:
@@ -492,3 +506,8 @@ def test_the_wheel_runs_as_the_production_services(tmp_path, empty_database):
         assert f"last sync: #{last.last_sync_id} {last.status}" in after.stdout, after.stdout
         assert "daemon: healthy" in after.stdout and "all well: nothing needs a person" in after.stdout
         assert "Dagster: not reachable" not in after.stdout
+
+        # deploy/docker-compose.yml's health checks, against these services (its ports mapped to theirs).
+        for role, argv in compose_health_checks({"4000": ports["code"], "3000": ports["ui"]}, venv_bin).items():
+            wait_for(f"compose's {role} health check `{shlex.join(argv)}`",
+                     lambda: run(argv, env=service_env, cwd=state_dir, check=False).returncode == 0, services, pause=3)
