@@ -370,6 +370,9 @@ def test_the_wheel_runs_as_the_production_services(tmp_path, empty_database):
                     "print(lock_pipeline.__file__); print(f.sql_dir()); print(f.template_path('workspace.grpc.yaml'))"],
                    env=base_env, cwd=elsewhere).stdout.split()
     assert all(Path(p).resolve().is_relative_to(venv.resolve()) for p in imported), imported
+    # Installed, the data directory defaults to the user's, never beside the package nor in the current directory.
+    shown = run(["lock-pipeline", "settings"], env=base_env, cwd=elsewhere).stdout
+    assert f"LOCK_PIPELINE_HOME={tmp_path / 'user-home' / '.local' / 'share' / 'lock_pipeline'}\n" in shown, shown
     # The wheel's declared requirements (names and bounds) are met by what it runs with.
     run([str(venv_bin / "python"), "-m", "pip", "check"], env=base_env, cwd=elsewhere)
 
