@@ -412,15 +412,33 @@ def _migrate(_args: argparse.Namespace) -> int:
 
 def _service_env(_args: argparse.Namespace) -> int:
     """What the webserver, the daemon, the code server and the webhook receiver must all share."""
-    from lock_pipeline.runtime import pin_key, service_environment
+    from lock_pipeline.runtime import pin_key, service_environment, webhook_token
 
     settings = load_settings()
+    # Refuse a file the services could not start with (each would stop at start naming the same variable),
+    # so the gap shows here, where the values are at hand, not in four services' logs.
+    problems = []
+    if settings.stays is None:
+        problems.append("STAYS_BASE_URL, STAYS_CLIENT_ID and STAYS_CLIENT_SECRET are not set: the services call the "
+                        "Stays API with them (Stays > App Center > API)")
+    if settings.tuya is None:
+        problems.append("TUYA_ACCESS_ID, TUYA_ACCESS_SECRET and TUYA_REGION (or TUYA_BASE_URL) are not set: the "
+                        "services call the Tuya cloud with them")
+    secret = {}
+    for name, read in (("key", pin_key), ("token", webhook_token)):
+        try:
+            secret[name] = read(settings)
+        except SettingsError as error:
+            problems += error.problems
+    if problems:
+        raise SettingsError(problems)
     if settings.uses_embedded_database:
         print("# LOCK_PIPELINE_DATABASE_URL is not set: these lines point at the embedded Postgres of "
               f"{settings.home}, which must be running; for production set it to your server's URL")
     url = settings.database_url or _embedded_url(settings)
     print("# lock_pipeline services' environment (`lock-pipeline service-env`): keep this file private (chmod 600)")
-    for key, value in service_environment(settings, url, pin_key(settings)).items():
+    for key, value in service_environment(settings, url, secret["key"], os.environ,
+                                          webhook_token=secret["token"]).items():
         print(f"{key}={value}")
     return 0
 
@@ -444,13 +462,28 @@ def _status(_args: argparse.Namespace) -> int:
     from lock_pipeline.clock import clock_from_environment
     from lock_pipeline.orchestration.commands import deployment_health
     from lock_pipeline.status import build_status
-    from lock_pipeline.storage import admin_views
+    from sqlalchemy.exc import DBAPIError
 
-    with _database() as (settings, engine), engine.connect() as conn:
-        sync = admin_views.reconciliation_status(conn)
-        attention = admin_views.attention(conn)
+    from lock_pipeline.storage import admin_views
+    from lock_pipeline.storage.database import redacted
+    from lock_pipeline.storage.migrations import SchemaError
+
+    settings = load_settings()
+    sync, attention, database_problem = None, [], None
+    try:  # a health check reports a database that is down or behind, with the rest, instead of a traceback
+        with _database() as (settings, engine), engine.connect() as conn:
+            sync = admin_views.reconciliation_status(conn)
+            attention = admin_views.attention(conn)
+    except DBAPIError as error:
+        where = f" at {redacted(settings.database_url)}" if settings.database_url else ""
+        said = str(getattr(error, "orig", None) or error).strip().splitlines()
+        database_problem = (f"the pipeline database{where} does not answer ({said[0] if said else type(error).__name__}): "
+                            "start it, or fix LOCK_PIPELINE_DATABASE_URL")
+    except SchemaError as error:
+        database_problem = str(error)
     health = deployment_health(settings.ui_host, settings.ui_port)
-    report = build_status(sync, attention, health, clock_from_environment().now(), settings.timezone)
+    report = build_status(sync, attention, health, clock_from_environment().now(), settings.timezone,
+                          database_problem=database_problem)
     print(report.text())
     return report.exit_code
 

@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 import stat
+from collections.abc import Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -73,9 +74,17 @@ def prepare(settings: Settings, *, with_sandboxes: bool = True) -> Runtime:
         raise
 
 
-def service_environment(settings: Settings, database_url: str, key: str) -> dict[str, str]:
-    """Every variable the production services read, so nobody has to know their names."""
-    env = settings.environment(include_secrets=True)
+def service_environment(settings: Settings, database_url: str, key: str,
+                        environ: Mapping[str, str] | None = None, *, webhook_token: str | None = None) -> dict[str, str]:
+    """Every variable the production services read, so nobody has to know their names.
+
+    ``environ`` (the command's own environment) brings the CA variables along: a private CA for the Tuya
+    host (TUYA_BASE_URL) given when the file is made must reach the runs too, or every Tuya call fails its
+    certificate check in the services while the command that wrote the file knew the CA."""
+    from lock_pipeline.tuya.client import CA_VARIABLES
+
+    env = {name: environ[name] for name in CA_VARIABLES if environ and environ.get(name)}
+    env.update(settings.environment(include_secrets=True))
     env.update({
         "LOCK_PIPELINE_HOME": str(settings.home),
         "DAGSTER_HOME": str(settings.dagster_home),
@@ -83,6 +92,8 @@ def service_environment(settings: Settings, database_url: str, key: str) -> dict
         "LOCK_PIPELINE_DAGSTER_STORAGE_URL": sqlalchemy_url(database_url),
         "LOCK_PIPELINE_PIN_KEY": key,
     })
+    if webhook_token:  # the receiver's secret (generated into the data directory on the embedded default)
+        env["LOCK_PIPELINE_WEBHOOK_TOKEN"] = webhook_token
     return dict(sorted(env.items()))
 
 

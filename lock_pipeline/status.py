@@ -31,14 +31,19 @@ class StatusReport:
 
 
 def build_status(sync: dict | None, attention: list[dict], health: DeploymentHealth, now: datetime,
-                 zone: str) -> StatusReport:
+                 zone: str, *, database_problem: str | None = None) -> StatusReport:
+    """``database_problem``: the pipeline database could not be read (down, or its schema behind); the
+    sync and admin.attention are then unknown, and that is the problem reported."""
     tz = ZoneInfo(zone)
     report = StatusReport([f"lock_pipeline status at {now.astimezone(tz):%Y-%m-%d %H:%M} ({zone})"])
 
     def local(instant: datetime | None) -> str:
         return f"{instant.astimezone(tz):%Y-%m-%d %H:%M}" if instant else "never"
 
-    if sync is None:
+    if database_problem:
+        report.lines.append("  database: NOT readable (last sync and admin.attention unknown)")
+        report.problems.append(database_problem)
+    elif sync is None:
         report.lines.append("  last sync: none yet")
         report.problems.append("no Stays sync has run yet: check the daemon and the schedule, or run `lock-pipeline sync`")
     else:
@@ -54,6 +59,8 @@ def build_status(sync: dict | None, attention: list[dict], health: DeploymentHea
         report.problems.append(health.problem)
     else:
         report.lines.extend(_deployment_lines(health, now, local, report.problems))
+    if database_problem:
+        return report
     report.lines.append(f"  admin.attention: {len(attention)} item(s)")
     for item in attention:
         who = " ".join(x for x in (item.get("reservation_code"), item.get("listing_code")) if x)

@@ -390,6 +390,9 @@ def systemd_problems(units: dict[str, str]) -> list[str]:
             host = option_value(argv, "-h", "--host")
             if host is None or not is_loopback(host):
                 problems.append(f"{name}: the webserver binds {host or 'its default'}, not loopback: the UI has no login")
+            if option_value(argv, "-p", "--port") != "${LOCK_PIPELINE_UI_PORT}":
+                problems.append(f"{name}: -p must be ${{LOCK_PIPELINE_UI_PORT}}, the port `lock-pipeline sync` and "
+                                "`status` reach the webserver on")
         if role in {"daemon", "webserver"} and option_value(argv, "-w", "--workspace") != "${DAGSTER_HOME}/workspace.yaml":
             problems.append(f"{name}: -w must be ${{DAGSTER_HOME}}/workspace.yaml (written by migrate)")
     return problems
@@ -836,7 +839,7 @@ WRONG = [
     ("variable in a comment", lambda: env_name_problems("# set TUYA_SECRET_KEY here", "x"), "TUYA_SECRET_KEY"),
     ("dagster program", lambda: command_problems(["dagster-deamon", "run"], "x"), "dagster-deamon"),
     ("dagster subcommand", lambda: command_problems(["dagster", "code-server", "stop"], "x"), "'stop'"),
-    ("dagster flag", lambda: _commands_problems(systemd_commands(_unit_with("webserver", "-p 3000", "-p 3000 --no-login"))),
+    ("dagster flag", lambda: _commands_problems(systemd_commands(_unit_with("webserver", "-w ", "--no-login -w "))),
      "--no-login"),
     ("dagster option value", lambda: command_problems(["dagster", "code-server", "start", "-p"], "x"), "needs a value"),
     ("module", lambda: command_problems([*GOOD_CMD[:7], "-m", "lock_pipeline.nosuchmodule"], "x"),
@@ -850,6 +853,8 @@ WRONG = [
      "every interface"),
     ("UI on a public address (compose)", lambda: compose_problems(_compose_with(ports=["0.0.0.0:3000:3000"]), GOOD_CMD),
      "0.0.0.0"),
+    ("UI port apart from the commands' (systemd)", lambda: systemd_problems(_unit_with(
+        "webserver", "-p ${LOCK_PIPELINE_UI_PORT}", "-p 3000")), "-p must be ${LOCK_PIPELINE_UI_PORT}"),
     ("UI on all interfaces (systemd)", lambda: systemd_problems(_unit_with("webserver", "-h 127.0.0.1", "-h 0.0.0.0")),
      "not loopback"),
     ("UI on a LoadBalancer (helm)", lambda: helm_problems(*_helm_with(_public_webserver_service)), "ClusterIP"),

@@ -741,6 +741,11 @@ def _mask(value: str) -> str:
     return value[:4] + "…" if len(value) > 4 else "…"
 
 
+# The variables that name a CA to trust (a private CA in front of Tuya, the sandbox's own); `lock-pipeline
+# service-env` carries them into the services' environment.
+CA_VARIABLES = ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE")
+
+
 def _tls_verification(verify: bool | str) -> bool | ssl.SSLContext:
     """What httpx should trust.
 
@@ -754,7 +759,7 @@ def _tls_verification(verify: bool | str) -> bool | ssl.SSLContext:
         return False
     if isinstance(verify, str):
         return _context_from([(verify, "verify")])
-    named = [(os.environ[v], v) for v in ("SSL_CERT_FILE", "SSL_CERT_DIR", "REQUESTS_CA_BUNDLE") if os.environ.get(v)]
+    named = [(os.environ[v], v) for v in CA_VARIABLES if os.environ.get(v)]
     return _context_from(named) if named else True
 
 
