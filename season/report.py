@@ -24,7 +24,7 @@ def format_report(results: list[SeasonResult]) -> str:
 def _runs_table(results: list[SeasonResult]) -> list[str]:
     head = ("| run (seed) | bookings | guest stays arrived | cancelled | modified | last-minute "
             "| same-day turnovers | PINs issued | lockouts avoidable (min) | lockouts unavoidable (min) "
-            "| unavoidable surfaced before arrival | stranger-min avoidable | stranger-min unavoidable "
+            "| unavoidable surfaced 1 h before arrival | stranger-min avoidable | stranger-min unavoidable "
             "| duplicate PINs | lost | wrongly cancelled | faults injected |")
     lines = [head, "|" + "|".join([" --- "] * (head.count("|") - 1)) + "|"]
     totals = Counter()

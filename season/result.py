@@ -9,7 +9,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
+
+
+SURFACE_AHEAD = timedelta(hours=1)  # a lockout nobody can prevent must be shown this long before arrival
 
 
 @dataclass
@@ -110,10 +113,10 @@ class SeasonResult:
 
     @property
     def unsurfaced_unavoidable(self) -> list[Incident]:
-        """Unavoidable lockouts admin.attention did not show by the guest's arrival (check-in time; for a
-        booking made after its check-in time, by the step the booking was made)."""
+        """Unavoidable lockouts admin.attention did not show at least an hour before the guest's arrival
+        (check-in time; for a booking made later than that, by the step the booking was made)."""
         return [i for i in self.unavoidable_lockouts
-                if i.surfaced_at is None or i.surfaced_at > max(i.check_in_at, i.booked_at)]
+                if i.surfaced_at is None or i.surfaced_at > max(i.check_in_at - SURFACE_AHEAD, i.booked_at)]
 
     def problems(self) -> list[str]:
         """Every target missed, in words (empty when the season met them all)."""
@@ -134,6 +137,6 @@ class SeasonResult:
             out.append(f"lost {self.lost}, wrongly cancelled {self.wrongly_cancelled}, mismatched {self.mismatched}, "
                        f"flagged missing {self.flagged_missing}")
         if self.unsurfaced_unavoidable:
-            out.append(f"unavoidable lockouts not surfaced before arrival: {[i.code for i in self.unsurfaced_unavoidable]}")
+            out.append(f"unavoidable lockouts not surfaced 1 h before arrival: {[i.code for i in self.unsurfaced_unavoidable]}")
         out.extend(self.end_state_problems)
         return out
