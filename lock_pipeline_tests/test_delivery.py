@@ -480,6 +480,7 @@ def test_a_backup_code_the_pipeline_issues_reaches_the_guest_and_leaves_the_atte
     sent = [e for e in receiver.events() if e["type"] == "code.backup_issued"]
     assert [e["data"]["pin"] for e in sent] == [offline.digits]
     assert "backup_code_issued" not in {issue for issue, _code in issues(h)}
+    assert delivery(h, "BKDLV")[0] == "delivered"  # the guest has a code that opens: not 'pending
 
 
 def test_a_stay_cancelled_before_its_code_has_no_delivery_state(made, receiver):

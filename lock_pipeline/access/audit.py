@@ -33,6 +33,7 @@ class LockAudit:
     device_id: str
     violations: list[dict] = field(default_factory=list)  # a PIN valid outside its own stay's window
     orphans: list[TempPassword] = field(default_factory=list)  # pipeline-named, unknown to the database
+    gone: list[KnownCode] = field(default_factory=list)  # active in the database, not in the lock's list
     foreign: int = 0
 
 
@@ -64,6 +65,9 @@ def audit_lock(device_id: str, on_lock: Sequence[TempPassword], codes: Iterable[
             audit.violations.append(_row(code, pin, "valid on a lock its stay no longer has access to"))
         elif pin.effective_time < wanted.window.start or pin.invalid_time > wanted.window.end:
             audit.violations.append(_row(code, pin, "valid outside its stay's access window"))
+    on_lock_now = {pin.password_id for pin in on_lock if pin.phase != 0}
+    audit.gone = [c for c in codes if c.state == "active" and c.valid_until > now
+                  and c.tuya_password_id is not None and c.tuya_password_id not in on_lock_now]
     return audit
 
 

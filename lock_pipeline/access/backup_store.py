@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, text
 
@@ -31,8 +31,13 @@ class IssuedBackup:
     invalid_at: datetime
 
 
+# A request still unanswered after this long belongs to a run that died: it no longer covers the stay,
+# so the next plan asks again (and the executor marks it lost first).
+UNANSWERED_AFTER = timedelta(minutes=10)
+
+
 def live_backups(conn: Connection, reservation_ids: Sequence[str], now: datetime) -> list[BackupCode]:
-    """Codes issued (or being requested) for these stays that still work or may, in the cloud's window."""
+    """Codes issued (or being requested right now) for these stays that still work or may, in the cloud's window."""
     if not reservation_ids:
         return []
     return [BackupCode(row.reservation_id, row.device_id,
@@ -40,10 +45,10 @@ def live_backups(conn: Connection, reservation_ids: Sequence[str], now: datetime
             for row in conn.execute(text("""
                 SELECT reservation_id, device_id, requested_from, requested_until, effective_from, invalid_at
                 FROM pipeline.backup_codes
-                WHERE reservation_id = ANY(:ids) AND state IN (:issued, :requesting)
-                  AND COALESCE(invalid_at, requested_until) > :now
+                WHERE reservation_id = ANY(:ids) AND COALESCE(invalid_at, requested_until) > :now
+                  AND (state = :issued OR (state = :requesting AND created_at > :unanswered))
             """), {"ids": list(reservation_ids), "now": now, "issued": BackupState.ISSUED,
-                   "requesting": BackupState.REQUESTING})]
+                   "requesting": BackupState.REQUESTING, "unanswered": now - UNANSWERED_AFTER})]
 
 
 def mark_unanswered_lost(conn: Connection, reservation_id: str, device_id: str) -> int:
@@ -85,7 +90,8 @@ def record_issued(conn: Connection, backup_id: int, *, tuya_offline_id: str, cod
 
 
 def record_refused(conn: Connection, backup_id: int) -> None:
-    """The cloud answered no: no code to give anyone (kept, so the next request takes another name)."""
+    """The cloud answered no, or no answer came: no code to give anyone (kept, so the next request takes
+    another name; a code the cloud may have made anyway works only inside this stay's window)."""
     conn.execute(text("UPDATE pipeline.backup_codes SET state = :lost WHERE backup_id = :b"),
                  {"lost": BackupState.LOST, "b": backup_id})
 

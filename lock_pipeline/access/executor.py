@@ -290,6 +290,8 @@ class AccessExecutor:
             if error.code in (TuyaCode.LOCK_TYPE_NOT_SUPPORTED, TuyaCode.DUPLICATE_NAME, TuyaCode.NAME_TOO_LONG,
                               TuyaCode.TOO_MANY_OFFLINE_PASSWORDS, TuyaCode.PARAM_ILLEGAL):
                 return self._backup_refused(action, backup_id, error)
+            with self.engine.begin() as conn:  # no code reached anyone: the next plan asks again, under another name
+                backup_store.record_refused(conn, backup_id)
             self._record_error(action, None, error)
             raise
         now = self.now()
@@ -328,6 +330,8 @@ class AccessExecutor:
                 return self._skip(conn, action, action.code_id, f"code is {row.state if row else 'gone'}")
         password = self.tuya.get_temp_password(action.device_id, row.tuya_password_id)
         now = self.now()
+        if password.phase == 0:  # deleted on the lock (by hand, in the Tuya app): programmed again, same digits
+            return self._gone_from_lock(action, row.tuya_password_id, now)
         with self.engine.begin() as conn:
             state = store.record_confirmation(conn, action.code_id, phase=password.phase, now=now,
                                               channels=self.channels)
@@ -337,6 +341,15 @@ class AccessExecutor:
                                    run_id=self.run_id, at=now, password_id=row.tuya_password_id,
                                    detail="the lock took the PIN")
         return Outcome(action, state, f"phase {password.phase}", row.tuya_password_id)
+
+    def _gone_from_lock(self, action: Action, password_id: str, now: datetime) -> Outcome:
+        with self.engine.begin() as conn:
+            store.record_gone_from_lock(conn, action.code_id, now=now)
+            store.record_event(conn, code_id=action.code_id, reservation_id=action.reservation_id,
+                               device_id=action.device_id, action=ActionKind.CONFIRM, outcome=CodeState.FAILED,
+                               run_id=self.run_id, at=now, password_id=password_id,
+                               detail=store.GONE_FROM_LOCK)
+        return Outcome(action, CodeState.FAILED, store.GONE_FROM_LOCK, password_id)
 
     # ------------------------------------------------------------------ revoke
 

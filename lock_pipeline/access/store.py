@@ -12,7 +12,7 @@ queue their code event for the configured delivery ``channels`` in the same tran
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -73,13 +73,20 @@ def load_for_planning(conn: Connection, now: datetime, policy: AccessPolicy) -> 
     return stays, codes
 
 
+def stays_by_id(conn: Connection, reservation_ids: Iterable[str]) -> dict[str, StayAccess]:
+    ids = list(reservation_ids)
+    if not ids:
+        return {}
+    return {row["reservation_id"]: StayAccess(**row) for row in conn.execute(text(
+        f"SELECT {_STAY_COLUMNS} {_STAY_FROM} WHERE r.reservation_id = ANY(:ids)"), {"ids": ids}).mappings()}
+
+
 def load_stay(conn: Connection, reservation_id: str) -> tuple[StayAccess | None, list[AccessCode]]:
-    row = conn.execute(text(f"SELECT {_STAY_COLUMNS} {_STAY_FROM} WHERE r.reservation_id = :r"),
-                       {"r": reservation_id}).mappings().one_or_none()
+    stay = stays_by_id(conn, [reservation_id]).get(reservation_id)
     codes = [AccessCode(**c) for c in conn.execute(text(
         f"SELECT {_CODE_COLUMNS} FROM pipeline.access_codes WHERE reservation_id = :r AND {_LIVE}"
     ), {"r": reservation_id}).mappings()]
-    return (StayAccess(**row) if row else None), codes
+    return stay, codes
 
 
 @contextmanager
@@ -248,9 +255,21 @@ def record_moved(conn: Connection, code_id: int, *, window: Window, run_id: str 
     lock holds it yet is read by a confirm, as after a create."""
     conn.execute(text("""
         UPDATE pipeline.access_codes SET valid_from = :f, valid_until = :u, state = :pending, tuya_phase = NULL,
-            last_error = NULL, updated_at = :now, last_run_id = :run WHERE code_id = :c
+            programmed_at = :now, last_error = NULL, updated_at = :now, last_run_id = :run WHERE code_id = :c
     """), {"f": window.start, "u": window.end, "pending": CodeState.PENDING_ON_LOCK, "now": now, "run": run_id,
            "c": code_id})
+
+
+GONE_FROM_LOCK = "the PIN is no longer on the lock (deleted outside the pipeline?): it is programmed again, same digits"
+
+
+def record_gone_from_lock(conn: Connection, code_id: int, *, now: datetime) -> None:
+    """The lock no longer holds a PIN the database called live: the code is due again at once, keeping its
+    digits (the row's ciphertext), so the guest's code works again without anyone telling them new ones."""
+    conn.execute(text("""
+        UPDATE pipeline.access_codes SET state = :failed, tuya_password_id = NULL, tuya_phase = NULL, last_error = :e,
+            next_attempt_at = :now, updated_at = :now WHERE code_id = :c
+    """), {"failed": CodeState.FAILED, "e": GONE_FROM_LOCK, "now": now, "c": code_id})
 
 
 def record_modify_refused(conn: Connection, code_id: int, *, error: str, now: datetime) -> None:

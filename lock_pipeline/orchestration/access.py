@@ -340,28 +340,49 @@ def lock_pin_audit(context: AssetExecutionContext, postgres: PostgresResource, t
     with postgres.engine.connect() as conn:
         stays, _live = access_store.load_for_planning(conn, now, policy)
         devices = access_store.devices_to_audit(conn)
-        codes = access_store.known_codes_on(conn, devices)
-    violations, orphans_revoked, orphans_left, unreachable, foreign = [], [], [], [], 0
+    violations, orphans_revoked, orphans_left, unreachable, gone, foreign = [], [], [], [], [], 0
     with tuya.client() as client:
         for device_id in devices:
             try:
                 with access_store.lock_device(postgres.engine, device_id):
+                    # Read inside the lock: a run that programmed or moved a PIN here since the audit began
+                    # has committed, so its PIN is known, not an orphan to delete.
+                    with postgres.engine.connect() as conn:
+                        codes = access_store.known_codes_on(conn, [device_id])
+                        here = {**stays, **access_store.stays_by_id(conn, {c.reservation_id for c in codes})}
                     on_lock = client.list_temp_passwords(device_id)
-                    audit = audit_lock(device_id, on_lock, [c for c in codes if c.device_id == device_id], stays, now, policy)
+                    audit = audit_lock(device_id, on_lock, codes, here, now, policy)
                     revoked, left = _revoke_orphans(client, device_id, audit.orphans)
+                    # Absent from the list is not proof (what the list's `valid` filter leaves out is not
+                    # documented): only a PIN its own record shows deleted (phase 0) is programmed again.
+                    audit.gone = [c for c in audit.gone
+                                  if client.get_temp_password(device_id, c.tuya_password_id).phase == 0]
+                    if audit.gone:
+                        with postgres.engine.begin() as conn:
+                            for code in audit.gone:
+                                access_store.record_gone_from_lock(conn, code.code_id, now=now)
+                                access_store.record_event(
+                                    conn, code_id=code.code_id, reservation_id=code.reservation_id,
+                                    device_id=device_id, action=ActionKind.CONFIRM, outcome=CodeState.FAILED,
+                                    run_id=context.run.run_id, at=now, password_id=code.tuya_password_id,
+                                    detail=access_store.GONE_FROM_LOCK)
             except TuyaError as error:
                 unreachable.append({"lock_id": device_id, "error": str(error)})
                 continue
             orphans_revoked.extend(revoked)
             orphans_left.extend(left)
+            gone.extend({"lock_id": device_id, "reservation_code": c.reservation_code} for c in audit.gone)
             violations.extend({"lock_id": device_id, **v} for v in audit.violations)
             foreign += audit.foreign
     if orphans_revoked:
         context.log.warning(f"revoked {len(orphans_revoked)} orphan PIN(s) the pipeline had named")
+    if gone:
+        context.log.warning(f"{len(gone)} active PIN(s) no longer on their lock: programmed again with the same digits")
     missing = _stays_without_active_pin(postgres, stays, now, policy)
     yield MaterializeResult(metadata={
         "locks_audited": len(devices) - len(unreachable), "locks_unreachable": MetadataValue.json(unreachable),
         "foreign_pins_left_alone": foreign, "orphans_revoked": len(orphans_revoked),
+        "pins_gone_from_locks": MetadataValue.json(gone),
     })
     yield AssetCheckResult(check_name="no_pin_valid_outside_its_stay", passed=not violations,
                            severity=AssetCheckSeverity.ERROR,

@@ -29,7 +29,10 @@ LEFT JOIN LATERAL (
     FROM pipeline.delivery_outbox o
     LEFT JOIN pipeline.delivery_channels ch ON ch.channel = o.channel
     WHERE o.event_id = (SELECT e.event_id FROM pipeline.delivery_outbox e
-                        WHERE e.code_id = c.code_id AND e.channel = ANY(cfg.channels) AND e.state <> 'skipped'
+                        WHERE (e.code_id = c.code_id  -- the current code's, or the stay's backup code's
+                               OR (e.code_id IS NULL AND e.reservation_id = r.reservation_id
+                                   AND e.event_type = 'code.backup_issued'))
+                          AND e.channel = ANY(cfg.channels) AND e.state <> 'skipped'
                           AND e.event_type IN ('code.active', 'code.changed', 'code.backup_issued')
                         ORDER BY e.outbox_id DESC LIMIT 1)
       AND o.channel = ANY(cfg.channels) AND o.state <> 'skipped'

@@ -51,6 +51,8 @@ SELECT * FROM (
     JOIN pipeline.reservations r USING (reservation_id) JOIN pipeline.listings l USING (listing_id)
     WHERE c.digits_changed_at IS NOT NULL AND c.state NOT IN ('revoked', 'cancelled', 'failed')
       AND c.valid_until > pipeline.clock_now()
+      AND NOT EXISTS (SELECT 1 FROM pipeline.delivery_outbox o  -- a channel already gave the guest the new digits
+                      WHERE o.code_id = c.code_id AND o.event_type = 'code.changed' AND o.state = 'delivered')
     UNION ALL
     SELECT 'lock_offline_arrival_soon', l.short_code, min(r.code), min(r.check_in_at),
            'lock is offline and a guest arrives within '
@@ -79,7 +81,7 @@ SELECT * FROM (
     FROM pipeline.backup_codes b
     JOIN pipeline.reservations r USING (reservation_id) JOIN pipeline.listings l USING (listing_id)
     WHERE b.state = 'issued' AND b.invalid_at > pipeline.clock_now() AND b.cleared_at IS NULL
-      AND r.status = 'confirmed'
+      AND r.status = 'confirmed' AND r.missing_since IS NULL
       AND NOT EXISTS (SELECT 1 FROM pipeline.delivery_outbox o  -- a channel already gave it to the guest
                       WHERE o.reservation_id = b.reservation_id AND o.device_id = b.device_id
                         AND o.event_type = 'code.backup_issued' AND o.state = 'delivered'
@@ -89,13 +91,14 @@ SELECT * FROM (
            'an offline backup code still opens lock ' || b.device_id || ' until '
            || to_char(b.invalid_at AT TIME ZONE r.time_zone, 'DD/MM HH24:MI')
            || ' but its stay no longer has access there (' || CASE WHEN r.status <> 'confirmed' THEN 'stay ' || r.status
+                                                                  WHEN r.missing_since IS NOT NULL THEN 'stay gone from Stays'
                                                                   ELSE 'stay moved or lock changed' END
            || '): clear it at the lock (lock-pipeline backup-code clear ' || r.code || ')'
     FROM pipeline.backup_codes b
     JOIN pipeline.reservations r USING (reservation_id) JOIN pipeline.listings l USING (listing_id)
     LEFT JOIN pipeline.lock_mappings m ON m.listing_id = r.listing_id AND m.status = 'confirmed'
     WHERE b.state = 'issued' AND b.invalid_at > pipeline.clock_now() AND b.cleared_at IS NULL
-      AND (r.status <> 'confirmed' OR m.device_id IS DISTINCT FROM b.device_id
+      AND (r.status <> 'confirmed' OR r.missing_since IS NOT NULL OR m.device_id IS DISTINCT FROM b.device_id
            OR b.effective_from < r.check_in_at - make_interval(mins => COALESCE(l.access_lead_minutes,
                                      (SELECT pipeline.setting('LOCK_PIPELINE_ACCESS_LEAD_MINUTES')::integer)))
            OR b.invalid_at > r.check_out_at + make_interval(mins => COALESCE(l.access_grace_minutes,
@@ -139,6 +142,16 @@ SELECT * FROM (
     WHERE w.state = 'failed'
       AND w.received_at > COALESCE((SELECT max(started_at) FROM pipeline.reconciliation_logs
                                     WHERE status IN ('success', 'partial') AND date_type <> 'listings'), '-infinity')
+    UNION ALL
+    SELECT 'webhook_failed', NULL, NULL, max(w.received_at),
+           count(*) || ' Stays webhook(s) refused in the last hour (' || left(string_agg(DISTINCT w.reason, '; '), 200)
+           || '): if these are Stays'' own, the URL registered in Stays or STAYS_CLIENT_ID is wrong '
+           || '(lock-pipeline webhooks --print-url shows the URL to register); changes then wait for the 30-minute sync'
+    FROM pipeline.stays_webhooks w
+    WHERE w.state = 'rejected' AND w.received_at > pipeline.clock_now() - interval '1 hour'
+      AND NOT EXISTS (SELECT 1 FROM pipeline.stays_webhooks a  -- none accepted since: not a stray forgery
+                      WHERE a.state <> 'rejected' AND a.webhook_id > w.webhook_id)
+    HAVING count(*) > 0
     UNION ALL
     SELECT 'webhooks_silent', NULL, NULL, heard.last_at,
            'no Stays webhook for over ' || pipeline.setting('attention.webhooks_silent_after') || ' while the syncs since '
